@@ -1,0 +1,14 @@
+"""`mprun schema`: print the workflow JSON Schema, for editors and other tools."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from runner.schema import schema_path
+
+
+def schema(*, out: TextIO = sys.stdout) -> int:
+    """Print the schema exactly as shipped."""
+    out.write(schema_path().read_text(encoding="utf-8"))
+    return 0

@@ -1,0 +1,250 @@
+"""Read a workflow file into plain data, remembering where each key and value stands.
+
+PyYAML's constructors throw positions away, so we compose the node graph (with the safe
+loader: no Python tags) and build the data ourselves, keeping each node's mark by JSON path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from runner.problem import JsonPath, Problem, Severity, format_path
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+# A workflow has a few hundred values; these bounds stop alias bombs ("billion laughs") and
+# pathological nesting long before they cost time or memory.
+MAX_VALUES = 100_000
+MAX_DEPTH = 64
+
+
+@dataclass(frozen=True)
+class Position:
+    """A place in a file; both numbers count from 1."""
+
+    line: int
+    column: int
+
+
+_START = Position(1, 1)
+
+
+@dataclass(frozen=True)
+class Document:
+    """A parsed workflow file: its data and where every key and value of it stands."""
+
+    path: str
+    data: Any
+    values: dict[JsonPath, Position] = field(default_factory=dict, repr=False)
+    keys: dict[JsonPath, Position] = field(default_factory=dict, repr=False)
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.path).resolve().parent
+
+    def position(self, path: JsonPath, *, key: bool = False) -> Position:
+        """Where `path` stands: its key (when asked and it has one) or its value.
+
+        A path that has no node of its own (a missing key) falls back to its nearest
+        ancestor's key, so the message points at the mapping that lacks it.
+        """
+        while True:
+            if key and path in self.keys:
+                return self.keys[path]
+            if not key and path in self.values:
+                return self.values[path]
+            if not path:
+                return self.values.get((), _START)
+            path, key = path[:-1], True
+
+    def problem(
+        self,
+        path: JsonPath,
+        message: str,
+        code: str,
+        *,
+        severity: Severity = "error",
+        key: bool = False,
+    ) -> Problem:
+        """A problem located at `path` in this document."""
+        where = self.position(path, key=key)
+        return Problem(self.path, where.line, where.column, severity, message, code, format_path(path))
+
+
+class _Abort(Exception):
+    """Stops the walk of a document too large or too deep to read safely."""
+
+    def __init__(self, node: Node, message: str) -> None:
+        super().__init__(message)
+        self.node = node
+
+
+def _at(node: Node) -> Position:
+    return Position(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Builder:
+    """Turns a composed node graph into plain data, recording positions and problems."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.values: dict[JsonPath, Position] = {}
+        self.keys: dict[JsonPath, Position] = {}
+        self.problems: list[Problem] = []
+        self.count = 0
+        self.constructor = yaml.constructor.SafeConstructor()
+
+    def report(self, where: Position, message: str, code: str, path: JsonPath) -> None:
+        self.problems.append(Problem(self.path, where.line, where.column, "error", message, code, format_path(path)))
+
+    def build(self, node: Node, path: JsonPath, depth: int) -> Any:
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise _Abort(node, f"the document expands to more than {MAX_VALUES:,} values (nested YAML aliases?)")
+        if depth > MAX_DEPTH:
+            raise _Abort(node, f"the document nests deeper than {MAX_DEPTH} levels")
+        self.values.setdefault(path, _at(node))
+        if isinstance(node, SequenceNode):
+            return [self.build(item, (*path, index), depth + 1) for index, item in enumerate(node.value)]
+        if isinstance(node, MappingNode):
+            return self.mapping(node, path, depth)
+        return self.scalar(node, path)
+
+    def scalar(self, node: Node, path: JsonPath) -> Any:
+        try:
+            return self.constructor.construct_object(node)
+        except (yaml.YAMLError, ValueError, OverflowError) as error:
+            problem = getattr(error, "problem", None) or str(error)
+            self.report(_at(node), f"cannot read this value: {problem}", "yaml", path)
+            return None
+
+    def mapping(self, node: MappingNode, path: JsonPath, depth: int) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        first_seen: dict[str, Position] = {}
+        for key_node, value_node, merged in self.entries(node, depth):
+            name = self.key(key_node, path)
+            if name is None:
+                continue
+            if name in first_seen:
+                if merged:
+                    continue  # an explicit key or an earlier merge wins, as YAML's merge key says
+                seen = first_seen[name]
+                self.report(
+                    _at(key_node),
+                    f"duplicate key '{name}' (first at line {seen.line}, column {seen.column})",
+                    "duplicate-key",
+                    (*path, name),
+                )
+                continue
+            first_seen[name] = _at(key_node)
+            child = (*path, name)
+            self.keys[child] = _at(key_node)
+            if _is_empty(value_node):
+                # An empty value's mark lies after the colon, often on the next line.
+                self.values[child] = _at(key_node)
+            result[name] = self.build(value_node, child, depth + 1)
+        return result
+
+    def entries(self, node: MappingNode, depth: int) -> list[tuple[Node, Node, bool]]:
+        """The mapping's entries, explicit ones first, then those brought in by `<<` merges."""
+        explicit: list[tuple[Node, Node, bool]] = []
+        merged: list[tuple[Node, Node, bool]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE_TAG:
+                explicit.append((key_node, value_node, False))
+                continue
+            sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+            for source in sources:
+                self.count += 1
+                if self.count > MAX_VALUES or depth > MAX_DEPTH:
+                    raise _Abort(source, "the document's merge keys (<<) expand too far")
+                if isinstance(source, MappingNode):
+                    merged.extend((k, v, True) for k, v, _ in self.entries(source, depth + 1))
+                else:
+                    self.report(_at(source), "a merge key (<<) takes a mapping or a list of mappings", "yaml", ())
+        return explicit + merged
+
+    def key(self, node: Node, path: JsonPath) -> str | None:
+        if not isinstance(node, ScalarNode):
+            self.report(_at(node), "a key must be a plain string, not a list or a mapping", "yaml-key", path)
+            return None
+        value = self.scalar(node, path)
+        if not isinstance(value, str):
+            kind = "null" if value is None else type(value).__name__
+            self.report(
+                _at(node), f"key '{node.value}' is read as {kind}: quote it to make it a string", "yaml-key", path
+            )
+            return str(node.value)
+        return value
+
+
+def _is_empty(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.value == "" and node.style is None
+
+
+def _position_of_offset(data: bytes | str, offset: int) -> Position:
+    newline = b"\n" if isinstance(data, bytes) else "\n"
+    line_start = data.rfind(newline, 0, offset) + 1  # type: ignore[arg-type]
+    return Position(data.count(newline, 0, offset) + 1, offset - line_start + 1)  # type: ignore[arg-type]
+
+
+def _syntax_problem(path: str, text: str, error: yaml.YAMLError) -> Problem:
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    if mark is not None:
+        where = Position(mark.line + 1, mark.column + 1)
+    elif isinstance(getattr(error, "position", None), int):
+        where = _position_of_offset(text, error.position)  # type: ignore[attr-defined]
+    else:
+        where = _START
+    problem = getattr(error, "problem", None)
+    context = getattr(error, "context", None)
+    if problem:
+        message = f"{context}: {problem}" if context and context not in problem else str(problem)
+    else:
+        message = str(error).splitlines()[0]
+    return Problem(path, where.line, where.column, "error", f"invalid YAML: {message}", "yaml-syntax")
+
+
+def parse(text: str, path: str) -> tuple[Document | None, list[Problem]]:
+    """Parse workflow text; the document is None when nothing usable could be read."""
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError as error:
+        return None, [_syntax_problem(path, text, error)]
+    except RecursionError:
+        return None, [Problem(path, 1, 1, "error", "the document nests too deeply to read", "yaml-syntax")]
+    if root is None:
+        return None, [Problem(path, 1, 1, "error", "the file holds no YAML document", "empty")]
+    builder = _Builder(path)
+    try:
+        data = builder.build(root, (), 0)
+    except _Abort as abort:
+        where = _at(abort.node)
+        return None, [Problem(path, where.line, where.column, "error", str(abort), "too-large")]
+    document = Document(path, data, builder.values, builder.keys)
+    return document, builder.problems
+
+
+def load(path: str | Path) -> tuple[Document | None, list[Problem]]:
+    """Read and parse a workflow file; unreadable files become problems too."""
+    name = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except IsADirectoryError:
+        return None, [Problem(name, 1, 1, "error", "is a directory, not a workflow file", "file")]
+    except OSError as error:
+        return None, [Problem(name, 1, 1, "error", f"cannot read the file: {error.strerror}", "file")]
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        where = _position_of_offset(raw, error.start)
+        byte = raw[error.start : error.start + 1].hex()
+        message = f"the file is not UTF-8: byte 0x{byte} cannot be decoded"
+        return None, [Problem(name, where.line, where.column, "error", message, "encoding")]
+    return parse(text, name)

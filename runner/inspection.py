@@ -1,0 +1,188 @@
+"""The Python checks: do a workflow's targets import, exist, fit their role and take its args?
+
+User code runs on import, so the work happens in a child interpreter (`runner.probe`) under a
+deadline per target. A target whose import hangs or kills the interpreter becomes a problem at
+its own line; the child is then restarted for the targets after it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import IO, Literal
+
+from runner.document import Document
+from runner.problem import JsonPath, Problem
+from runner.target import split
+from runner.workflow import Put, Workflow
+
+Role = Literal["function", "class", "callable"]
+DEFAULT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    """One Python object the workflow names, and how it will be called."""
+
+    target: str
+    role: Role
+    nargs: int
+    kwargs: tuple[str, ...]
+    where: JsonPath
+    call_where: JsonPath
+
+    @property
+    def module(self) -> str:
+        return split(self.target)[0]
+
+
+def target_checks(workflow: Workflow) -> list[TargetCheck]:
+    """Every target, process class, `put: from:` callable and barrier action of the workflow."""
+    checks = []
+    for spec in workflow.processes.values():
+        field = "class" if spec.is_class else "target"
+        where = (*spec.where, field)
+        call_where = (*spec.where, "args") if spec.args else (*spec.where, "kwargs") if spec.kwargs else where
+        role: Role = "class" if spec.is_class else "function"
+        checks.append(TargetCheck(spec.target, role, len(spec.args), tuple(spec.kwargs), where, call_where))
+    for step in workflow.steps:
+        if isinstance(step, Put) and step.source is not None:
+            where = (*step.where, "from")
+            checks.append(TargetCheck(step.source, "callable", len(step.args), tuple(step.kwargs), where, where))
+    for shared in workflow.objects.values():
+        action = shared.options.get("action") if shared.kind == "barrier" else None
+        if isinstance(action, str):
+            where = (*shared.where, "action")
+            checks.append(TargetCheck(action, "callable", 0, (), where, where))
+    return checks
+
+
+@dataclass(frozen=True)
+class _Stop:
+    """Why the probe stopped before answering for `index`."""
+
+    index: int
+    message: str
+
+
+def inspect_targets(workflow: Workflow, document: Document, *, timeout: float = DEFAULT_TIMEOUT) -> list[Problem]:
+    """Problems with the workflow's Python targets; each import bounded by `timeout` seconds."""
+    checks = target_checks(workflow)
+    folders = [str(folder) for folder in workflow.python_folders()]
+    answers: dict[int, dict[str, str] | None] = {}
+    pending = list(range(len(checks)))
+    while pending:
+        got, stop = _probe(folders, [(index, checks[index]) for index in pending], timeout)
+        answers.update(got)
+        if stop is not None:
+            # Every target in the module that hung or crashed would do the same again.
+            failed = checks[stop.index].module
+            for index in pending:
+                if index not in answers and checks[index].module == failed:
+                    answers[index] = {"code": "import", "message": stop.message}
+        pending = [index for index in pending if index not in answers]
+    problems = []
+    for index, check in enumerate(checks):
+        answer = answers.get(index)
+        if answer is not None:
+            where = check.call_where if answer["code"] == "signature" else check.where
+            problems.append(document.problem(where, answer["message"], answer["code"]))
+    return problems
+
+
+def _probe(
+    folders: list[str], batch: list[tuple[int, TargetCheck]], timeout: float
+) -> tuple[dict[int, dict[str, str] | None], _Stop | None]:
+    request = {
+        "path": folders,
+        "targets": [
+            {"id": index, "target": c.target, "role": c.role, "nargs": c.nargs, "kwargs": list(c.kwargs)}
+            for index, c in batch
+        ],
+    }
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}  # checking must not write into the user's tree
+    with tempfile.TemporaryFile() as stderr:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "runner.probe"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+            start_new_session=True,  # so a hang can be killed with all it started
+        )
+        assert child.stdin is not None and child.stdout is not None
+        try:
+            child.stdin.write(json.dumps(request).encode())
+            child.stdin.close()
+        except BrokenPipeError:
+            pass
+        answers, current, timed_out = _read_answers(child.stdout, timeout)
+        if timed_out:
+            _kill(child)
+        code = child.wait()
+        if current is None:
+            if answers or code == 0:
+                return answers, None
+            current = batch[0][0]  # the child died before it began: blame the first target
+        module = next(check.module for index, check in batch if index == current)
+        if timed_out:
+            message = f"importing '{module}' did not finish within {timeout:g} s"
+        else:
+            message = f"importing '{module}' {_death(code)}{_last_line(stderr)}"
+        return answers, _Stop(current, message)
+
+
+def _read_answers(stream: IO[bytes], timeout: float) -> tuple[dict[int, dict[str, str] | None], int | None, bool]:
+    """Answers by target index; the index begun but not answered; whether time ran out."""
+    answers: dict[int, dict[str, str] | None] = {}
+    current: int | None = None
+    buffer = b""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream, selectors.EVENT_READ)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not selector.select(left):
+                return answers, current, True
+            chunk = os.read(stream.fileno(), 65536)
+            if not chunk:
+                return answers, current, False
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                message = json.loads(line)
+                if "begin" in message:
+                    current = message["begin"]
+                    deadline = time.monotonic() + timeout
+                else:
+                    answers[message["id"]] = message["problem"]
+                    current = None
+
+
+def _kill(child: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _death(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed the interpreter ({signal.Signals(-code).name})"
+        except ValueError:
+            return f"killed the interpreter (signal {-code})"
+    return f"ended the interpreter with exit status {code}"
+
+
+def _last_line(stderr: IO[bytes]) -> str:
+    stderr.seek(0)
+    lines = [line.strip() for line in stderr.read().decode(errors="replace").splitlines() if line.strip()]
+    return f": {lines[-1]}" if lines else ""

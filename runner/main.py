@@ -1,0 +1,89 @@
+"""The `mprun` command line: parse the arguments, dispatch to a command, map errors to exits."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+
+from runner import __version__
+from runner.errors import MprunError, UsageError
+
+# Documented exit statuses.
+OK, FAILED, USAGE, BUG, INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mprun", description="Run Python multiprocessing graphs described in YAML, and check them."
+    )
+    parser.add_argument("--version", action="version", version=f"mprun {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser(
+        "check",
+        help="validate workflow files",
+        description="Validate workflow files: YAML, schema, "
+        "cross-references and Python targets. Exit 0 when all are valid, 1 when any has an error, 2 on usage errors.",
+    )
+    check.add_argument("paths", nargs="+", metavar="PATH", help="workflow files, folders or glob patterns")
+    check.add_argument(
+        "--format",
+        choices=("text", "json", "github"),
+        default="text",
+        help="text (default): file:line:col lines; json; github: Actions annotations",
+    )
+    check.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    check.add_argument(
+        "--no-import", dest="imports", action="store_false", help="do not import the targets (no user code runs)"
+    )
+    check.add_argument(
+        "--import-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long one target's import may take (default: 10)",
+    )
+
+    commands.add_parser(
+        "schema", help="print the workflow JSON Schema", description="Print the workflow JSON Schema (Draft 2020-12)."
+    )
+    return parser
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "check":
+        from runner.commands.check import check
+
+        return check(
+            args.paths,
+            output_format=args.format,
+            strict=args.strict,
+            imports=args.imports,
+            import_timeout=args.import_timeout,
+        )
+    from runner.commands.schema import schema
+
+    return schema()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run mprun with `argv` (default: the process's arguments) and return its exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except UsageError as error:
+        print(f"mprun: error: {error}", file=sys.stderr)
+        return USAGE
+    except MprunError as error:
+        print(f"mprun: {error}", file=sys.stderr)
+        return FAILED
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    except BrokenPipeError:
+        return FAILED  # the reader went away (`mprun check ... | head`)
+    except Exception:  # noqa: BLE001 - the one place a bug becomes an exit status
+        print("mprun: internal error: this is a bug in mprun, please report it with this output:", file=sys.stderr)
+        traceback.print_exc()
+        return BUG

@@ -1,0 +1,151 @@
+"""The child side of the Python checks: import targets and try their signatures.
+
+Run as `python -m runner.probe` by `runner.inspection`, never in mprun's own process: user
+code runs on import and may raise, hang, print or crash. Reads one JSON request on stdin and
+answers one JSON line per target on the file descriptor that was stdout (the user's prints go
+to stderr instead). Standard library only: it starts once per checked file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import json
+import os
+import sys
+from typing import Any, TextIO
+
+from runner.target import split
+
+
+def _describe(error: BaseException) -> str:
+    text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    frames = [frame for frame in _frames(error) if "importlib" not in frame[0]]
+    if frames:
+        filename, line = frames[-1]
+        text += f" ({os.path.basename(filename)}:{line})"
+    return text
+
+
+def _frames(error: BaseException) -> list[tuple[str, int]]:
+    found = []
+    trace = error.__traceback__
+    while trace is not None:
+        found.append((trace.tb_frame.f_code.co_filename, trace.tb_lineno))
+        trace = trace.tb_next
+    return found[1:]  # the first frame is ours
+
+
+def _missing(module: str, error: ModuleNotFoundError) -> bool:
+    """Whether the module itself is missing (rather than something it imports)."""
+    return error.name is not None and (module == error.name or module.startswith(error.name + "."))
+
+
+def _import(module_name: str) -> tuple[Any, dict[str, str] | None]:
+    import importlib
+
+    try:
+        return importlib.import_module(module_name), None
+    except ModuleNotFoundError as error:
+        if _missing(module_name, error):
+            return None, {
+                "code": "import",
+                "message": f"cannot import module '{module_name}': it is not on the "
+                "workflow's pythonpath nor installed",
+            }
+        return None, {"code": "import", "message": f"importing '{module_name}' failed: {_describe(error)}"}
+    except BaseException as error:  # noqa: BLE001 - user code may raise anything, SystemExit included
+        return None, {"code": "import", "message": f"importing '{module_name}' raised {_describe(error)}"}
+
+
+def _attribute(module: Any, reference: str) -> tuple[Any, dict[str, str] | None]:
+    module_name, attribute = split(reference)
+    found: Any = module
+    walked: list[str] = []
+    for part in attribute.split("."):
+        owner = f"{module_name}:{'.'.join(walked)}" if walked else module_name
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            names = [name for name in dir(found) if not name.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            return None, {"code": "attribute", "message": f"'{owner}' has no attribute '{part}'{hint}"}
+        except BaseException as error:  # noqa: BLE001 - a module __getattr__ may raise anything
+            return None, {"code": "attribute", "message": f"getting '{part}' from '{owner}' raised {_describe(error)}"}
+        walked.append(part)
+    return found, None
+
+
+def _shape(request: dict[str, Any], found: Any) -> dict[str, str] | None:
+    from multiprocessing.process import BaseProcess
+
+    target, role = request["target"], request["role"]
+    is_process_class = isinstance(found, type) and issubclass(found, BaseProcess)
+    if role == "class" and not is_process_class:
+        return {
+            "code": "not-process-class",
+            "message": f"'{target}' is not a multiprocessing.Process subclass: use 'target:' for a function",
+        }
+    if role == "function" and is_process_class:
+        return {
+            "code": "not-callable",
+            "message": f"'{target}' is a Process subclass: use 'class:' instead of 'target:' to run it",
+        }
+    if not callable(found):
+        return {"code": "not-callable", "message": f"'{target}' is a {type(found).__name__}, not callable"}
+    return None
+
+
+def _binding(request: dict[str, Any], found: Any) -> dict[str, str] | None:
+    try:
+        signature = inspect.signature(found)
+    except (TypeError, ValueError):
+        return None  # builtins without a signature: nothing to try
+    try:
+        signature.bind(*range(request["nargs"]), **dict.fromkeys(request["kwargs"]))
+    except TypeError as error:
+        given = f"{request['nargs']} positional argument{'s' if request['nargs'] != 1 else ''}"
+        if request["kwargs"]:
+            given += " and keywords " + ", ".join(request["kwargs"])
+        called = "constructed" if request["role"] == "class" else "called"
+        return {
+            "code": "signature",
+            "message": f"'{request['target']}{signature}' cannot be {called} with {given}: {error}",
+        }
+    return None
+
+
+def examine(request: dict[str, Any], modules: dict[str, tuple[Any, dict[str, str] | None]]) -> dict[str, str] | None:
+    """The problem with one target, or None."""
+    module_name = split(request["target"])[0]
+    if module_name not in modules:
+        modules[module_name] = _import(module_name)
+    module, problem = modules[module_name]
+    if problem is not None:
+        return problem
+    found, problem = _attribute(module, request["target"])
+    if problem is not None:
+        return problem
+    return _shape(request, found) or _binding(request, found)
+
+
+def main() -> None:
+    request = json.load(sys.stdin)
+    # Answers go to a private copy of stdout; whatever user code prints lands on stderr.
+    answers: TextIO = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    # `python -m` put the current folder first; targets import from the workflow's pythonpath.
+    sys.path[:1] = request["path"]
+    modules: dict[str, tuple[Any, dict[str, str] | None]] = {}
+    for item in request["targets"]:
+        answers.write(json.dumps({"begin": item["id"]}) + "\n")
+        answers.write(json.dumps({"id": item["id"], "problem": examine(item, modules)}) + "\n")
+    answers.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # threads or atexit hooks that user modules left behind must not keep us alive
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,395 @@
+"""The workflow as typed, immutable records: what the checker's rules read and backends run.
+
+Nothing here knows about `multiprocessing`: a process is a target and its arguments, a queue is
+a name and a kind. Every record keeps the JSON path it came from so a rule can point at it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from runner.problem import JsonPath
+
+# A section of the file -> the kind of object it holds (some options pick a variant).
+SECTIONS: dict[str, str] = {
+    "queues": "queue",
+    "events": "event",
+    "locks": "lock",
+    "semaphores": "semaphore",
+    "conditions": "condition",
+    "barriers": "barrier",
+    "values": "value",
+    "arrays": "array",
+    "pipes": "pipe",
+    "dicts": "dict",
+    "lists": "list",
+    "namespaces": "namespace",
+}
+QUEUE_KINDS = frozenset({"queue", "joinable_queue", "simple_queue"})
+RESERVED_NAMES = frozenset({"replica"})
+_REFERENCE = re.compile(r"\$(?P<name>[A-Za-z_][A-Za-z0-9_-]*)(?:\.(?P<end>[0-9]+))?")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A `$name` in a process's arguments: the shared object of that name (or a pipe's end)."""
+
+    text: str
+    where: JsonPath
+
+    @property
+    def name(self) -> str | None:
+        match = _REFERENCE.fullmatch(self.text)
+        return match["name"] if match else None
+
+    @property
+    def end(self) -> int | None:
+        match = _REFERENCE.fullmatch(self.text)
+        return int(match["end"]) if match and match["end"] is not None else None
+
+
+@dataclass(frozen=True)
+class ReplicaIndex:
+    """`$replica` in a process's arguments: the replica's index, counting from 0."""
+
+    where: JsonPath
+
+
+def parse_arguments(value: Any, where: JsonPath) -> Any:
+    """Plain data with `$` strings turned into references; `$$` escapes a literal `$`."""
+    if isinstance(value, str) and value.startswith("$"):
+        if value.startswith("$$"):
+            return value[1:]
+        if value == "$replica":
+            return ReplicaIndex(where)
+        return Reference(value, where)
+    if isinstance(value, list):
+        return tuple(parse_arguments(item, (*where, index)) for index, item in enumerate(value))
+    if isinstance(value, dict):
+        return {key: parse_arguments(item, (*where, key)) for key, item in value.items()}
+    return value
+
+
+def references(value: Any) -> Iterator[Reference]:
+    """Every reference in parsed arguments, depth first."""
+    if isinstance(value, Reference):
+        yield value
+    elif isinstance(value, tuple):
+        for item in value:
+            yield from references(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from references(item)
+
+
+@dataclass(frozen=True)
+class Name:
+    """A name a step or an option refers to, and where it was written."""
+
+    text: str
+    where: JsonPath
+
+
+@dataclass(frozen=True)
+class SharedObject:
+    """A queue, event, lock, ... by name; `options` are its settings from the file."""
+
+    name: str
+    kind: str
+    options: Mapping[str, Any]
+    where: JsonPath
+
+
+@dataclass(frozen=True)
+class PerCpu:
+    """`replicas: {per_cpu: N}`: N processes for each CPU of the machine that runs it."""
+
+    count: int
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """The exit codes and signal names a process may end with; any one passes."""
+
+    exitcodes: tuple[int, ...] = ()
+    signals: tuple[str, ...] = ()
+    where: JsonPath = ()
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """One `processes` entry: what to run, with what, how many times, and how it should end."""
+
+    key: str
+    target: str
+    is_class: bool
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+    name: str | None
+    daemon: bool
+    replicas: int | PerCpu
+    expect: Expectation | None
+    where: JsonPath
+
+    def replica_count(self, cpus: int | None = None) -> int:
+        if isinstance(self.replicas, PerCpu):
+            return self.replicas.count * (cpus or os.cpu_count() or 1)
+        return self.replicas
+
+    @property
+    def name_template(self) -> str | None:
+        """The name with `{replica}` where the index goes; None keeps multiprocessing's name."""
+        if self.name is None:
+            return None
+        if self.replicas == 1 or "{replica}" in self.name:
+            return self.name
+        return self.name + "-{replica}"
+
+    def names(self, cpus: int | None = None) -> list[str | None]:
+        """The process name of each replica (None: multiprocessing picks it)."""
+        template = self.name_template
+        count = self.replica_count(cpus)
+        return [None if template is None else template.format(replica=index) for index in range(count)]
+
+
+def template_fields(template: str) -> list[str]:
+    """The `{field}` names of a name template; raises ValueError on broken braces."""
+    return [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+
+
+@dataclass(frozen=True)
+class Start:
+    kind: ClassVar[str] = "start"
+    processes: tuple[Name, ...]
+    where: JsonPath
+
+
+@dataclass(frozen=True)
+class Join:
+    kind: ClassVar[str] = "join"
+    processes: tuple[Name, ...]
+    timeout: float | None
+    where: JsonPath
+
+
+@dataclass(frozen=True)
+class Terminate:
+    kind: ClassVar[str] = "terminate"
+    processes: tuple[Name, ...]
+    grace: float
+    where: JsonPath
+
+
+@dataclass(frozen=True)
+class Put:
+    """Items for a queue: literal `items`, each repeated `count` times (or once per replica
+    of `per`), or whatever the `source` callable returns."""
+
+    kind: ClassVar[str] = "put"
+    queue: Name
+    items: tuple[Any, ...]
+    count: int
+    per: Name | None
+    source: str | None
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+    where: JsonPath
+
+
+@dataclass(frozen=True)
+class Get:
+    kind: ClassVar[str] = "get"
+    queue: Name
+    count: int
+    timeout: float | None
+    where: JsonPath
+
+
+@dataclass(frozen=True)
+class JoinQueue:
+    kind: ClassVar[str] = "join_queue"
+    queue: Name
+    timeout: float | None
+    where: JsonPath
+
+
+@dataclass(frozen=True)
+class Wait:
+    kind: ClassVar[str] = "wait"
+    event: Name
+    timeout: float | None
+    where: JsonPath
+
+
+@dataclass(frozen=True)
+class SetEvent:
+    kind: ClassVar[str] = "set"
+    event: Name
+    where: JsonPath
+
+
+@dataclass(frozen=True)
+class ClearEvent:
+    kind: ClassVar[str] = "clear"
+    event: Name
+    where: JsonPath
+
+
+@dataclass(frozen=True)
+class Sleep:
+    kind: ClassVar[str] = "sleep"
+    seconds: float
+    where: JsonPath
+
+
+Step = Start | Join | Terminate | Put | Get | JoinQueue | Wait | SetEvent | ClearEvent | Sleep
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A whole workflow file, valid against the schema."""
+
+    path: str
+    name: str
+    description: str
+    start_method: str | None
+    pythonpath: tuple[Name, ...]
+    multiprocessing_log: str | None
+    objects: Mapping[str, SharedObject]
+    processes: Mapping[str, ProcessSpec]
+    steps: tuple[Step, ...]
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.path).resolve().parent
+
+    def python_folders(self) -> list[Path]:
+        """The `pythonpath` folders as absolute paths, in order."""
+        return [self.folder / entry.text for entry in self.pythonpath]
+
+
+def _object_kind(section: str, options: Mapping[str, Any]) -> str:
+    if section == "queues":
+        kind = options.get("kind", "queue")
+        return "queue" if kind == "queue" else f"{kind}_queue"
+    if section == "locks":
+        return str(options.get("kind", "lock"))
+    if section == "semaphores" and options.get("bounded"):
+        return "bounded_semaphore"
+    return SECTIONS[section]
+
+
+def _names(value: Any, where: JsonPath) -> tuple[Name, ...]:
+    if isinstance(value, list):
+        return tuple(Name(item, (*where, index)) for index, item in enumerate(value))
+    return (Name(value, where),)
+
+
+def _tuple(values: Any) -> tuple[Any, ...]:
+    return tuple(values) if isinstance(values, list) else (values,)
+
+
+def _process(key: str, entry: Mapping[str, Any], where: JsonPath) -> ProcessSpec:
+    replicas = entry.get("replicas", 1)
+    expect = entry.get("expect")
+    return ProcessSpec(
+        key=key,
+        target=entry.get("target") or entry["class"],
+        is_class="class" in entry,
+        args=parse_arguments(entry.get("args", []), (*where, "args")),
+        kwargs=parse_arguments(entry.get("kwargs", {}), (*where, "kwargs")),
+        name=entry["name"] if "name" in entry else key,
+        daemon=bool(entry.get("daemon", False)),
+        replicas=PerCpu(replicas["per_cpu"]) if isinstance(replicas, dict) else replicas,
+        expect=None
+        if expect is None
+        else Expectation(
+            exitcodes=_tuple(expect["exitcode"]) if "exitcode" in expect else (),
+            signals=_tuple(expect["signal"]) if "signal" in expect else (),
+            where=(*where, "expect"),
+        ),
+        where=where,
+    )
+
+
+def _step(kind: str, value: Any, where: JsonPath) -> Step:
+    """One step from its `kind: value`; shorthand forms (a bare name) take the defaults."""
+    options: Mapping[str, Any] = value if isinstance(value, dict) else {}
+
+    def named(field: str) -> Name:
+        return Name(options[field], (*where, field)) if options else Name(value, where)
+
+    if kind == "start":
+        return Start(_names(value, where), where)
+    if kind == "join":
+        processes = _names(options["process"], (*where, "process")) if options else _names(value, where)
+        return Join(processes, options.get("timeout"), where)
+    if kind == "terminate":
+        processes = _names(options["process"], (*where, "process")) if options else _names(value, where)
+        return Terminate(processes, options.get("grace", 5.0), where)
+    if kind == "put":
+        items = (options["item"],) if "item" in options else tuple(options.get("items", ()))
+        per = Name(options["per"], (*where, "per")) if "per" in options else None
+        return Put(
+            named("queue"),
+            items,
+            options.get("count", 1),
+            per,
+            options.get("from"),
+            tuple(options.get("args", ())),
+            dict(options.get("kwargs", {})),
+            where,
+        )
+    if kind == "get":
+        return Get(named("queue"), options.get("count", 1), options.get("timeout"), where)
+    if kind == "join_queue":
+        return JoinQueue(named("queue"), options.get("timeout"), where)
+    if kind == "wait":
+        return Wait(named("event"), options.get("timeout"), where)
+    if kind == "set":
+        return SetEvent(Name(value, where), where)
+    if kind == "clear":
+        return ClearEvent(Name(value, where), where)
+    if kind == "sleep":
+        return Sleep(float(value), where)
+    raise ValueError(f"unknown step kind {kind!r}")  # the schema admits no other
+
+
+def from_data(data: Mapping[str, Any], path: str) -> Workflow:
+    """The workflow of a document that passed the schema."""
+    objects: dict[str, SharedObject] = {}
+    for section in SECTIONS:
+        for name, options in (data.get(section) or {}).items():
+            options = options or {}
+            # A name in two sections is a rule's problem to report; the first one stands.
+            objects.setdefault(name, SharedObject(name, _object_kind(section, options), options, (section, name)))
+    processes = {key: _process(key, entry, ("processes", key)) for key, entry in data["processes"].items()}
+    steps = tuple(
+        _step(kind, value, ("steps", index, kind))
+        for index, step in enumerate(data.get("steps", []))
+        for kind, value in step.items()
+    )
+    return Workflow(
+        path=path,
+        name=data.get("name") or Path(path).stem,
+        description=data.get("description", ""),
+        start_method=data.get("start_method"),
+        pythonpath=_names(data.get("pythonpath", ["."]), ("pythonpath",)),
+        multiprocessing_log=data.get("multiprocessing_log"),
+        objects=objects,
+        processes=processes,
+        steps=steps,
+    )
+
+
+def process_names(workflow: Workflow, cpus: int | None = None) -> Iterator[tuple[ProcessSpec, str | None]]:
+    """Every replica of every process with its name, in file order."""
+    for spec in workflow.processes.values():
+        for name in spec.names(cpus):
+            yield spec, name
