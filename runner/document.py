@@ -17,6 +17,7 @@ from runner.problem import JsonPath, Problem, Severity, format_path
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_PLAIN_TAGS = frozenset({"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"})
 
 # A workflow has a few hundred values; these bounds stop alias bombs ("billion laughs") and
 # pathological nesting long before they cost time or memory.
@@ -110,6 +111,11 @@ class _Builder:
         if depth > MAX_DEPTH:
             raise _Abort(node, f"the document nests deeper than {MAX_DEPTH} levels")
         self.values.setdefault(path, _at(node))
+        if not isinstance(node, ScalarNode) and node.tag not in _PLAIN_TAGS:
+            # Scalars with foreign tags are refused by the safe constructor; collections we build
+            # ourselves, so refuse theirs here (`!!python/object/apply:os.system [...]`, `!!set`).
+            self.report(_at(node), f"unsupported YAML tag '{node.tag}': workflows hold plain data", "yaml", path)
+            return None
         if isinstance(node, SequenceNode):
             return [self.build(item, (*path, index), depth + 1) for index, item in enumerate(node.value)]
         if isinstance(node, MappingNode):
@@ -185,7 +191,7 @@ class _Builder:
 
 
 def _is_empty(node: Node) -> bool:
-    return isinstance(node, ScalarNode) and node.value == "" and node.style is None
+    return isinstance(node, ScalarNode) and node.value == "" and not node.style  # libyaml says '', PyYAML None
 
 
 def _position_of_offset(data: bytes | str, offset: int) -> Position:

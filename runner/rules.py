@@ -31,7 +31,6 @@ from runner.workflow import (
     Terminate,
     Wait,
     Workflow,
-    process_names,
     references,
     template_fields,
 )
@@ -111,8 +110,9 @@ def process_name_templates(workflow: Workflow, document: Document) -> Iterator[P
                 "name-template",
             )
     owners: dict[str, str] = {}
-    for spec, name in process_names(workflow):
-        if name is None or spec.key in broken:
+    named = [(spec, name) for spec in workflow.processes.values() if spec.key not in broken for name in spec.names()]
+    for spec, name in named:
+        if name is None:
             continue
         if name in owners and owners[name] != spec.key:
             yield document.problem(

@@ -54,8 +54,8 @@ def check(
     strict: bool = False,
     imports: bool = True,
     import_timeout: float = DEFAULT_TIMEOUT,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
     """Check every workflow the paths name; 0 when all are valid, 1 when any has an error."""
     files = find_workflows(paths)
@@ -72,5 +72,5 @@ def check(
         results = [one(path) for path in files]
     if strict:
         results = [CheckResult(r.path, tuple(p.promoted() for p in r.problems), r.workflow) for r in results]
-    REPORTERS[output_format](results, out, err)
+    REPORTERS[output_format](results, out or sys.stdout, err or sys.stderr)
     return 0 if all(result.ok for result in results) else 1

@@ -8,7 +8,7 @@ from typing import TextIO
 from runner.schema import schema_path
 
 
-def schema(*, out: TextIO = sys.stdout) -> int:
+def schema(*, out: TextIO | None = None) -> int:
     """Print the schema exactly as shipped."""
-    out.write(schema_path().read_text(encoding="utf-8"))
+    (out or sys.stdout).write(schema_path().read_text(encoding="utf-8"))
     return 0

@@ -1,0 +1,97 @@
+"""`mprun` as users run it: exit statuses, output formats, paths, and the real console script."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runner.main import main
+from runner.schema import load_schema
+
+from tests.support import MINIMAL, ROOT, WORKFLOWS, write
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_the_shipped_workflows_check_clean(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--strict", str(WORKFLOWS)]) == 0
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "no problems" in err
+
+
+def test_errors_exit_1_and_warnings_only_with_strict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    warned = write(tmp_path, "warned.yaml", MINIMAL + "queues: {q: {}}\n")
+    assert main(["check", str(warned)]) == 0
+    assert main(["check", "--strict", str(warned)]) == 1
+    out = capsys.readouterr().out
+    assert f"{warned}:4:10: error: queue 'q' is never used" in out
+    broken = write(tmp_path, "broken.yaml", "version: 1\nprocesses: {p: {target: os:getpid, replicas: -1}}\n")
+    assert main(["check", str(broken), str(warned)]) == 1
+
+
+def test_every_problem_of_every_file_in_one_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(tmp_path, "a.yaml", "version: 1\nprocesses: {p: {target: os:getpid}}\nsteps: [{join: p}, {start: x}]\n")
+    write(tmp_path, "b.yml", "version: 1\nproceses: {}\n")
+    write(tmp_path, "notes.txt", "not a workflow")
+    assert main(["check", "--no-import", str(tmp_path)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(": ")[0] for line in lines] == [f"{tmp_path}/a.yaml:2:13", f"{tmp_path}/a.yaml:3:16",
+                                                      f"{tmp_path}/a.yaml:3:28", f"{tmp_path}/b.yml:1:1",
+                                                      f"{tmp_path}/b.yml:2:1"]
+
+
+def test_globs_and_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(tmp_path, "one.yaml", MINIMAL)
+    assert main(["check", str(tmp_path / "*.yaml")]) == 0
+    assert main(["check", str(tmp_path / "missing.yaml")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    assert main(["check", str(tmp_path / "*.nothing")]) == 2
+    (tmp_path / "empty").mkdir()
+    assert main(["check", str(tmp_path / "empty")]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["check", "--format", "xml", str(tmp_path)])
+    assert exit_info.value.code == 2
+
+
+def test_json_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "w.yaml", "version: 1\nprocesses: {p: {target: os:getpid, dameon: true}}\n")
+    assert main(["check", "--format", "json", str(path)]) == 1
+    report = json.loads(capsys.readouterr().out)
+    [problem] = report["files"][0]["problems"]
+    assert (problem["line"], problem["column"], problem["path"]) == (2, 36, "processes.p.dameon")
+    assert "did you mean 'daemon'?" in problem["message"]
+
+
+def test_schema_command_prints_the_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema"]) == 0
+    assert json.loads(capsys.readouterr().out) == load_schema()
+
+
+def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    return subprocess.run([sys.executable, "-m", "runner", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_the_real_command_reports_bad_input_without_a_traceback(tmp_path: Path) -> None:
+    bad = write(tmp_path, "bad.yaml", "version: 1\nprocesses:\n  p: {target: os:getpid\n")
+    result = _run("check", str(bad))
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"{bad}:4:1: error: invalid YAML")
+    assert "Traceback" not in result.stderr
+    result = _run("check", str(tmp_path / "nope.yaml"))
+    assert (result.returncode, result.stderr.strip()) == (2, f"mprun: error: no such file or folder: "
+                                                             f"'{tmp_path / 'nope.yaml'}'")
+
+
+def test_github_format_through_the_real_command(tmp_path: Path) -> None:
+    bad = write(tmp_path, "bad.yaml", "version: 1\nprocesses: {p: {target: 'os:nothing_here'}}\n")
+    result = _run("check", "--format", "github", str(bad))
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"::error file={bad},line=2,col=25,title=mprun attribute::")

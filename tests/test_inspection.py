@@ -1,0 +1,112 @@
+"""The Python checks, on real modules imported by a real child interpreter."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from runner.checker import check_file
+
+pytestmark = pytest.mark.timeout(60)
+
+MODULES = {
+    "jobs.py": (
+        "import multiprocessing\n"
+        "print('noise on stdout at import')\n"
+        "def worker(a, b, *, c=1): pass\n"
+        "def items(n): return range(n)\n"
+        "class Consumer(multiprocessing.Process):\n"
+        "    def __init__(self, tasks): super().__init__()\n"
+        "class Plain: pass\n"
+        "CONSTANT = 3\n"
+    ),
+    "raises.py": "raise RuntimeError('configuration missing')\n",
+    "exits.py": "import sys\nsys.exit(4)\n",
+    "hangs.py": "import time\ntime.sleep(60)\n",
+    "crashes.py": "import ctypes\nctypes.string_at(0)\n",
+    "quits.py": "import os\nos._exit(3)\n",
+    "threads.py": "import threading, time\nthreading.Thread(target=time.sleep, args=(60,)).start()\ndef f(): pass\n",
+    "broken_dep.py": "import not_installed_anywhere\n",
+}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    for name, text in MODULES.items():
+        (tmp_path / name).write_text(text)
+    return tmp_path
+
+
+def check(project: Path, processes: str, steps: str = "", timeout: float = 10) -> list[tuple[int, str, str]]:
+    path = project / "w.yaml"
+    path.write_text(f"version: 1\nprocesses:\n{processes}{steps}")
+    result = check_file(path, import_timeout=timeout)
+    return [(p.line, p.code, p.message) for p in result.problems if p.severity == "error"]
+
+
+def test_good_targets_pass(project: Path) -> None:
+    processes = (
+        "  a: {target: jobs:worker, args: [1, 2], kwargs: {c: 3}}\n"
+        "  b: {class: jobs:Consumer, args: [1]}\n"
+        "  c: {target: threads:f}\n"
+    )
+    assert check(project, processes) == []
+    assert not list(project.glob("__pycache__")), "checking must not write bytecode into the user's tree"
+
+
+def test_each_kind_of_mistake_is_reported_at_its_line(project: Path) -> None:
+    processes = (
+        "  a: {target: jobs:worker, args: [1]}\n"
+        "  b: {target: jobs:wroker, args: [1, 2]}\n"
+        "  c: {target: nowhere:f}\n"
+        "  d: {target: jobs:Consumer, args: [1]}\n"
+        "  e: {class: jobs:Plain}\n"
+        "  f: {target: jobs:CONSTANT}\n"
+        "  g: {target: jobs:worker, args: [1, 2], kwargs: {d: 1}}\n"
+        "  h: {target: broken_dep:f}\n"
+    )
+    steps = "steps:\n  - start: [a, b, c, d, e, f, g, h]\n  - put: {queue: q, from: jobs:items, args: [1, 2]}\n"
+    found = check(project, processes, "queues: {q: {}}\n" + steps)
+    codes = [(line, code) for line, code, _ in found]
+    assert codes == [(3, "signature"), (4, "attribute"), (5, "import"), (6, "not-callable"),
+                     (7, "not-process-class"), (8, "not-callable"), (9, "signature"), (10, "import"), (14, "signature")]
+    text = "\n".join(message for _, _, message in found)
+    assert "did you mean 'worker'?" in text
+    assert "use 'class:' instead of 'target:'" in text
+    assert "not_installed_anywhere" in text
+
+
+@pytest.mark.parametrize(
+    "module,fragment",
+    [
+        ("raises", "raised RuntimeError: configuration missing (raises.py:1)"),
+        ("exits", "raised SystemExit: 4"),
+        ("crashes", "killed the interpreter (SIGSEGV)"),
+        ("quits", "ended the interpreter with exit status 3"),
+    ],
+)
+def test_imports_that_fail_or_crash_become_problems(project: Path, module: str, fragment: str) -> None:
+    [(line, code, message)] = check(project, f"  p: {{target: {module}:f}}\n")
+    assert (line, code) == (3, "import")
+    assert fragment in message
+
+
+def test_a_hanging_import_times_out_and_the_other_targets_are_still_checked(project: Path) -> None:
+    processes = (
+        "  a: {target: hangs:f}\n  b: {target: hangs:g}\n  c: {target: jobs:worker}\n  d: {target: quits:f}\n"
+        "  e: {target: jobs:nothing}\n"
+    )
+    started = time.monotonic()
+    found = check(project, processes, timeout=1)
+    assert time.monotonic() - started < 8, "a hung module must cost its timeout once, not once per target"
+    assert [(line, code) for line, code, _ in found] == [(3, "import"), (4, "import"), (5, "signature"),
+                                                         (6, "import"), (7, "attribute")]
+    assert "did not finish within 1 s" in found[0][2]
+
+
+def test_no_import_runs_no_user_code(project: Path, tmp_path: Path) -> None:
+    path = project / "w.yaml"
+    path.write_text("version: 1\nprocesses:\n  p: {target: raises:f}\n")
+    assert check_file(path, imports=False).problems == ()
