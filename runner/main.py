@@ -46,8 +46,14 @@ def _parser() -> argparse.ArgumentParser:
         help="how long one target's import may take (default: 10)",
     )
 
-    commands.add_parser(
+    schema = commands.add_parser(
         "schema", help="print the workflow JSON Schema", description="Print the workflow JSON Schema (Draft 2020-12)."
+    )
+    schema.add_argument(
+        "--format",
+        choices=("json", "markdown"),
+        default="json",
+        help="json (default): the schema itself; markdown: the format reference written from it",
     )
     return parser
 
@@ -65,7 +71,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
     from runner.commands.schema import schema
 
-    return schema()
+    return schema(output_format=args.format)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,7 +12,6 @@ import pytest
 
 from runner.main import main
 from runner.schema import load_schema
-
 from tests.support import MINIMAL, ROOT, WORKFLOWS, write
 
 pytestmark = pytest.mark.timeout(120)
@@ -41,9 +40,13 @@ def test_every_problem_of_every_file_in_one_run(tmp_path: Path, capsys: pytest.C
     write(tmp_path, "notes.txt", "not a workflow")
     assert main(["check", "--no-import", str(tmp_path)]) == 1
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(": ")[0] for line in lines] == [f"{tmp_path}/a.yaml:2:13", f"{tmp_path}/a.yaml:3:16",
-                                                      f"{tmp_path}/a.yaml:3:28", f"{tmp_path}/b.yml:1:1",
-                                                      f"{tmp_path}/b.yml:2:1"]
+    assert [line.split(": ")[0] for line in lines] == [
+        f"{tmp_path}/a.yaml:2:13",
+        f"{tmp_path}/a.yaml:3:16",
+        f"{tmp_path}/a.yaml:3:28",
+        f"{tmp_path}/b.yml:1:1",
+        f"{tmp_path}/b.yml:2:1",
+    ]
 
 
 def test_globs_and_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -75,8 +78,9 @@ def test_schema_command_prints_the_schema(capsys: pytest.CaptureFixture[str]) ->
 
 def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
-    return subprocess.run([sys.executable, "-m", "runner", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "runner", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_the_real_command_reports_bad_input_without_a_traceback(tmp_path: Path) -> None:
@@ -86,8 +90,10 @@ def test_the_real_command_reports_bad_input_without_a_traceback(tmp_path: Path) 
     assert result.stdout.startswith(f"{bad}:4:1: error: invalid YAML")
     assert "Traceback" not in result.stderr
     result = _run("check", str(tmp_path / "nope.yaml"))
-    assert (result.returncode, result.stderr.strip()) == (2, f"mprun: error: no such file or folder: "
-                                                             f"'{tmp_path / 'nope.yaml'}'")
+    assert (result.returncode, result.stderr.strip()) == (
+        2,
+        f"mprun: error: no such file or folder: '{tmp_path / 'nope.yaml'}'",
+    )
 
 
 def test_github_format_through_the_real_command(tmp_path: Path) -> None:

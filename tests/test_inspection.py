@@ -70,8 +70,17 @@ def test_each_kind_of_mistake_is_reported_at_its_line(project: Path) -> None:
     steps = "steps:\n  - start: [a, b, c, d, e, f, g, h]\n  - put: {queue: q, from: jobs:items, args: [1, 2]}\n"
     found = check(project, processes, "queues: {q: {}}\n" + steps)
     codes = [(line, code) for line, code, _ in found]
-    assert codes == [(3, "signature"), (4, "attribute"), (5, "import"), (6, "not-callable"),
-                     (7, "not-process-class"), (8, "not-callable"), (9, "signature"), (10, "import"), (14, "signature")]
+    assert codes == [
+        (3, "signature"),
+        (4, "attribute"),
+        (5, "import"),
+        (6, "not-callable"),
+        (7, "not-process-class"),
+        (8, "not-callable"),
+        (9, "signature"),
+        (10, "import"),
+        (14, "signature"),
+    ]
     text = "\n".join(message for _, _, message in found)
     assert "did you mean 'worker'?" in text
     assert "use 'class:' instead of 'target:'" in text
@@ -101,8 +110,13 @@ def test_a_hanging_import_times_out_and_the_other_targets_are_still_checked(proj
     started = time.monotonic()
     found = check(project, processes, timeout=1)
     assert time.monotonic() - started < 8, "a hung module must cost its timeout once, not once per target"
-    assert [(line, code) for line, code, _ in found] == [(3, "import"), (4, "import"), (5, "signature"),
-                                                         (6, "import"), (7, "attribute")]
+    assert [(line, code) for line, code, _ in found] == [
+        (3, "import"),
+        (4, "import"),
+        (5, "signature"),
+        (6, "import"),
+        (7, "attribute"),
+    ]
     assert "did not finish within 1 s" in found[0][2]
 
 

@@ -32,16 +32,25 @@ def test_json_carries_every_field() -> None:
     document = json.loads(out)
     assert document["ok"] is False
     first = document["files"][0]["problems"][0]
-    assert first == {"file": "w.yaml", "line": 3, "column": 5, "severity": "error",
-                     "code": "schema-additionalProperties", "path": "x", "message": PROBLEMS[0].message}
+    assert first == {
+        "file": "w.yaml",
+        "line": 3,
+        "column": 5,
+        "severity": "error",
+        "code": "schema-additionalProperties",
+        "path": "x",
+        "message": PROBLEMS[0].message,
+    }
     assert document["files"][1] == {"file": "ok.yaml", "ok": True, "problems": []}
 
 
 def test_github_annotations_are_escaped_as_actions_requires() -> None:
     out, _ = render(github)
     first, second = out.splitlines()
-    assert first == ("::error file=w.yaml,line=3,col=5,title=mprun schema-additionalProperties::"
-                     "unknown key 'a,b'; 50%25 off%0Asecond line")
+    assert first == (
+        "::error file=w.yaml,line=3,col=5,title=mprun schema-additionalProperties::"
+        "unknown key 'a,b'; 50%25 off%0Asecond line"
+    )
     assert second.startswith("::warning file=w.yaml,line=7,col=1,")
 
 

@@ -24,8 +24,10 @@ def messages(body: str) -> list[str]:
 def test_names_are_unique_across_processes_and_objects() -> None:
     body = "queues: {jobs: {}}\nevents: {jobs: {}}\nprocesses:\n  jobs: {target: m:f, args: [$jobs]}\n"
     found = problems(body)
-    assert [(line, code) for line, _, _, code in found if code == "duplicate-name"] == [(3, "duplicate-name"),
-                                                                                        (5, "duplicate-name")]
+    assert [(line, code) for line, _, _, code in found if code == "duplicate-name"] == [
+        (3, "duplicate-name"),
+        (5, "duplicate-name"),
+    ]
 
 
 def test_replica_is_a_reserved_name() -> None:
@@ -68,8 +70,14 @@ def test_steps_name_things_of_the_right_kind() -> None:
         "  - put: {queue: q, item: null, per: q}\n  - get: {queue: s, timeout: 1}\n  - join: p\n"
     )
     found = [(line, code) for line, _, _, code in problems(body)]
-    assert found == [(6, "unknown-process"), (7, "wrong-kind"), (8, "wrong-kind"), (9, "wrong-kind"),
-                     (10, "wrong-kind"), (11, "wrong-kind")]
+    assert found == [
+        (6, "unknown-process"),
+        (7, "wrong-kind"),
+        (8, "wrong-kind"),
+        (9, "wrong-kind"),
+        (10, "wrong-kind"),
+        (11, "wrong-kind"),
+    ]
 
 
 def test_joins_and_terminates_come_after_the_start_and_a_start_happens_once() -> None:
@@ -78,8 +86,12 @@ def test_joins_and_terminates_come_after_the_start_and_a_start_happens_once() ->
         "  - join: p\n  - start: [p, q]\n  - start: q\n  - terminate: {process: [p, r]}\n"
     )
     found = [(line, severity, code) for line, _, severity, code in problems(body)]
-    assert found == [(2, "warning", "never-started"), (4, "error", "step-order"), (6, "error", "step-order"),
-                     (7, "error", "step-order")]
+    assert found == [
+        (2, "warning", "never-started"),
+        (4, "error", "step-order"),
+        (6, "error", "step-order"),
+        (7, "error", "step-order"),
+    ]
 
 
 def test_process_names_use_only_replica_and_stay_unique() -> None:
@@ -97,7 +109,9 @@ def test_pythonpath_folders_must_exist(tmp_path: Path) -> None:
     (tmp_path / "file.py").write_text("")
     body = "pythonpath: [src, missing, file.py]\nprocesses: {p: {target: m:f}}\n"
     assert [(line, col, code) for line, col, _, code in problems(body, tmp_path)] == [
-        (2, 19, "pythonpath"), (2, 28, "pythonpath")]
+        (2, 19, "pythonpath"),
+        (2, 28, "pythonpath"),
+    ]
 
 
 def test_expected_signals_must_exist() -> None:
@@ -111,34 +125,58 @@ def test_shared_values_fit_their_type() -> None:
         "values: {a: {type: c, value: ab}, b: {type: i, value: 1.5}, c: {type: d, value: 1.5}}\n"
         "arrays: {d: {type: i, items: [1, x]}}\nprocesses: {p: {target: m:f, args: [$a, $b, $c, $d]}}\n"
     )
-    assert [(line, code) for line, _, _, code in problems(body)] == [(2, "value-type"), (2, "value-type"),
-                                                                     (3, "value-type")]
+    assert [(line, code) for line, _, _, code in problems(body)] == [
+        (2, "value-type"),
+        (2, "value-type"),
+        (3, "value-type"),
+    ]
 
 
 @pytest.mark.parametrize(
     "body,code,line",
     [
         ("queues: {q: {}}\nprocesses: {p: {target: m:f}}\n", "unused-queue", 2),
-        ("queues: {q: {}}\nprocesses: {p: {target: m:f}}\nsteps:\n  - start: p\n  - put: {queue: q, item: 1}\n"
-         "  - join: p\n", "unused-queue", 2),
-        ("queues: {q: {}}\nprocesses: {p: {target: m:f}}\nsteps:\n  - start: p\n  - get: q\n  - join: p\n",
-         "unused-queue", 2),
+        (
+            "queues: {q: {}}\nprocesses: {p: {target: m:f}}\nsteps:\n  - start: p\n  - put: {queue: q, item: 1}\n"
+            "  - join: p\n",
+            "unused-queue",
+            2,
+        ),
+        (
+            "queues: {q: {}}\nprocesses: {p: {target: m:f}}\nsteps:\n  - start: p\n  - get: q\n  - join: p\n",
+            "unused-queue",
+            2,
+        ),
         ("locks: {l: {}}\nprocesses: {p: {target: m:f}}\n", "unused-object", 2),
-        ("events: {e: {}}\nprocesses: {p: {target: m:f}}\nsteps:\n  - start: p\n  - wait: {event: e, timeout: 1}\n",
-         "event-never-set", 6),
-        ("queues: {q: {kind: joinable}}\nprocesses: {p: {target: m:f}}\nsteps:\n  - start: p\n"
-         "  - put: {queue: q, item: 1}\n  - join_queue: q\n", "join-unconsumed-queue", 7),
-        ("queues: {q: {}}\nprocesses: {p: {target: m:f, replicas: 3, args: [$q]}}\nsteps:\n  - start: p\n"
-         "  - put: {queue: q, item: null, count: 2}\n", "pill-count", 6),
-        ("queues: {q: {}}\nprocesses: {p: {target: m:f, replicas: {per_cpu: 2}, args: [$q]}}\nsteps:\n"
-         "  - start: p\n  - put: {queue: q, items: [null, null, null, null]}\n", "pill-count", 6),
-        ("barriers: {b: {parties: 3}}\nprocesses: {p: {target: m:f, replicas: 2, args: [$b]}}\n",
-         "barrier-parties", 2),
+        (
+            "events: {e: {}}\nprocesses: {p: {target: m:f}}\nsteps:\n  - start: p\n  - wait: {event: e, timeout: 1}\n",
+            "event-never-set",
+            6,
+        ),
+        (
+            "queues: {q: {kind: joinable}}\nprocesses: {p: {target: m:f}}\nsteps:\n  - start: p\n"
+            "  - put: {queue: q, item: 1}\n  - join_queue: q\n",
+            "join-unconsumed-queue",
+            7,
+        ),
+        (
+            "queues: {q: {}}\nprocesses: {p: {target: m:f, replicas: 3, args: [$q]}}\nsteps:\n  - start: p\n"
+            "  - put: {queue: q, item: null, count: 2}\n",
+            "pill-count",
+            6,
+        ),
+        (
+            "queues: {q: {}}\nprocesses: {p: {target: m:f, replicas: {per_cpu: 2}, args: [$q]}}\nsteps:\n"
+            "  - start: p\n  - put: {queue: q, items: [null, null, null, null]}\n",
+            "pill-count",
+            6,
+        ),
+        ("barriers: {b: {parties: 3}}\nprocesses: {p: {target: m:f, replicas: 2, args: [$b]}}\n", "barrier-parties", 2),
     ],
 )
 def test_warnings_point_at_likely_mistakes(body: str, code: str, line: int) -> None:
     found = problems(body)
-    assert (line, "warning", code) in [(l, s, c) for l, _, s, c in found], found
+    assert (line, "warning", code) in [(at, severity, kind) for at, _, severity, kind in found], found
     assert all(severity == "warning" for _, _, severity, _ in found)
 
 

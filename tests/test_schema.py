@@ -11,9 +11,31 @@ from runner.schema import load_schema, schema_path, validate
 
 # Keys that are required, that pick one of several alternatives (every step kind), or whose
 # default depends on the context (a process's name is its key): they declare no default.
-NO_DEFAULT = {"target", "class", "item", "items", "from", "size", "process", "queue", "event", "per", "processes",
-              "version", "name", "start", "join", "terminate", "put", "get", "join_queue", "wait", "set", "clear",
-              "sleep"}
+NO_DEFAULT = {
+    "target",
+    "class",
+    "item",
+    "items",
+    "from",
+    "size",
+    "process",
+    "queue",
+    "event",
+    "per",
+    "processes",
+    "version",
+    "name",
+    "start",
+    "join",
+    "terminate",
+    "put",
+    "get",
+    "join_queue",
+    "wait",
+    "set",
+    "clear",
+    "sleep",
+}
 
 
 def test_the_schema_is_a_valid_draft_2020_12_schema() -> None:
@@ -75,23 +97,43 @@ def _messages(text: str) -> list[tuple[int, int, str]]:
         ("version: 1\nprocesses:\n  p: {target: a:b, replicas: 0}\n", 3, 30, "'replicas' must be at least 1"),
         ("version: 1\nprocesses:\n  p: {target: a.b}\n", 3, 15, "'a.b' is not in the expected form"),
         ("version: 1\nprocesses:\n  p: {target: a:b, expect: {exitcode: '0'}}\n", 3, 39, "an integer or a list"),
-        ("version: 1\nprocesses: {p: {target: a:b}}\nsteps:\n  - join: {process: p, timout: 1}\n", 4, 24,
-         "did you mean 'timeout'?"),
+        (
+            "version: 1\nprocesses: {p: {target: a:b}}\nsteps:\n  - join: {process: p, timout: 1}\n",
+            4,
+            24,
+            "did you mean 'timeout'?",
+        ),
         ("version: 1\nprocesses: {p: {target: a:b}}\nsteps:\n  - {start: p, join: p}\n", 4, 16, "does one thing"),
-        ("version: 1\nprocesses: {p: {target: a:b}}\nsteps:\n  - put: {queue: q}\n", 4, 5,
-         "needs one of 'item', 'items', 'from'"),
-        ("version: 1\nprocesses: {p: {target: a:b}}\nsteps:\n  - put: {queue: q, item: 1, count: 2, per: p}\n",
-         4, 40, "'count' and 'per' cannot be used together"),
-        ("version: 1\nqueues: {q: {kind: simple, maxsize: 2}}\nprocesses: {p: {target: a:b}}\n", 2, 37,
-         "A simple queue has no maximum size"),
+        (
+            "version: 1\nprocesses: {p: {target: a:b}}\nsteps:\n  - put: {queue: q}\n",
+            4,
+            5,
+            "needs one of 'item', 'items', 'from'",
+        ),
+        (
+            "version: 1\nprocesses: {p: {target: a:b}}\nsteps:\n  - put: {queue: q, item: 1, count: 2, per: p}\n",
+            4,
+            40,
+            "'count' and 'per' cannot be used together",
+        ),
+        (
+            "version: 1\nqueues: {q: {kind: simple, maxsize: 2}}\nprocesses: {p: {target: a:b}}\n",
+            2,
+            37,
+            "A simple queue has no maximum size",
+        ),
         ("version: 1\nqueues: {1q: {}}\nprocesses: {p: {target: a:b}}\n", 2, 10, "'1q' is not a valid name"),
         ("processes: {p: {target: a:b}}\n", 1, 1, "missing required key 'version'"),
-        ("version: 1\nprocesses: {p: {target: a:b}}\nsteps:\n  - get: 5\n", 4, 10,
-         "must be a string or a mapping, not an integer"),
+        (
+            "version: 1\nprocesses: {p: {target: a:b}}\nsteps:\n  - get: 5\n",
+            4,
+            10,
+            "must be a string or a mapping, not an integer",
+        ),
     ],
 )
 def test_schema_errors_are_worded_for_people_and_placed_on_the_culprit(
     text: str, line: int, column: int, fragment: str
 ) -> None:
     found = _messages(text)
-    assert any((l, c) == (line, column) and fragment in m for l, c, m in found), found
+    assert any((at, col) == (line, column) and fragment in m for at, col, m in found), found

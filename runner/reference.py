@@ -1,0 +1,128 @@
+"""The format reference in Markdown, written from the schema so the two cannot drift apart."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from runner.schema import load_schema
+
+# The shared-object sections, in the order the reference lists them, with their $defs entry.
+_OBJECT_DEFS = {
+    "queues": "queue",
+    "events": "event",
+    "locks": "lock",
+    "semaphores": "semaphore",
+    "conditions": "condition",
+    "barriers": "barrier",
+    "values": "value",
+    "arrays": "array",
+    "pipes": "pipe",
+    "dicts": "dict",
+    "lists": "list",
+    "namespaces": "namespace",
+}
+
+
+def _definition(schema: dict[str, Any]) -> dict[str, Any]:
+    """A property schema merged with the definition it refers to (its own words win)."""
+    if "$ref" not in schema:
+        return schema
+    target = _definition(load_schema()["$defs"][schema["$ref"].rsplit("/", 1)[-1]])
+    return {**target, **{key: value for key, value in schema.items() if key != "$ref"}}
+
+
+def _type(schema: dict[str, Any]) -> str:
+    schema = _definition(schema)
+    if "const" in schema:
+        return f"`{json.dumps(schema['const'])}`"
+    if "enum" in schema:
+        return " | ".join(f"`{json.dumps(value) if value is None else value}`" for value in schema["enum"])
+    branches = schema.get("oneOf") or schema.get("anyOf")
+    if branches and all(set(_definition(b)) - {"required"} for b in branches):
+        return " or ".join(dict.fromkeys(_type(branch) for branch in branches))
+    declared = schema.get("type")
+    names = [declared] if isinstance(declared, str) else list(declared or ["any"])
+    words = {"object": "mapping", "array": "list", "null": "null"}
+    return " or ".join(words.get(name, name) for name in names)
+
+
+def _default(schema: dict[str, Any]) -> str:
+    if "default" not in schema:
+        return ""
+    return f"`{json.dumps(schema['default'])}`"
+
+
+def _flow(value: Any) -> str:
+    """A value as YAML flow style, the way the examples are written in workflow files."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key}: {_flow(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_flow(item) for item in value) + "]"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _table(properties: dict[str, Any], required: list[str]) -> list[str]:
+    lines = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+    for name, prop in properties.items():
+        prop = _definition(prop)
+        key = f"`{name}`" + (" (required)" if name in required else "")
+        lines.append(f"| {key} | {_cell(_type(prop))} | {_default(prop)} | {_cell(prop.get('description', ''))} |")
+    return lines
+
+
+def _object_options(schema: dict[str, Any]) -> dict[str, Any]:
+    """The options of a step given as a mapping (the branch of its `oneOf` that is one)."""
+    schema = _definition(schema)
+    if schema.get("type") == "object":
+        return schema
+    for branch in schema.get("oneOf", []):
+        branch = _definition(branch)
+        if branch.get("type") == "object":
+            return branch
+    return {}
+
+
+def markdown() -> str:
+    """The whole format reference."""
+    schema = load_schema()
+    defs = schema["$defs"]
+    out = [
+        "### Top level",
+        "",
+        *_table(schema["properties"], schema["required"]),
+        "",
+        "### Shared objects",
+        "",
+        "Each section maps names to options; an empty value (`name: {}` or `name:`) takes every default. "
+        "Pass an object to a process as `$name`.",
+    ]
+    for section, name in _OBJECT_DEFS.items():
+        definition = defs[name]
+        out += ["", f"#### `{section}`", "", definition["description"], ""]
+        out += _table(definition["properties"], definition.get("required", []))
+    process = defs["process"]
+    out += ["", "### Processes", "", process["description"], ""]
+    out += _table(process["properties"], [])
+    out += ["", "#### `expect`", "", defs["expect"]["description"], ""]
+    out += _table(defs["expect"]["properties"], [])
+    step = defs["step"]
+    out += ["", "### Steps", "", step["description"]]
+    for kind, prop in step["properties"].items():
+        prop = _definition(prop)
+        out += ["", f"#### `{kind}`", "", prop["description"]]
+        options = _object_options(prop)
+        shorthand = prop.get("type") != "object"
+        if options.get("properties"):
+            if shorthand:
+                out += ["", f"Also written as `{kind}: NAME`, with every option at its default."]
+            out += ["", *_table(options["properties"], options.get("required", []))]
+        else:
+            out += ["", f"Value: {_type(prop)}."]
+        for example in prop.get("examples", [])[:2]:
+            out += ["", f"```yaml\n- {kind}: {_flow(example)}\n```"]
+    return "\n".join(out) + "\n"
