@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from runner.document import Document
-from runner.problem import Problem, did_you_mean
+from runner.problem import JsonPath, Problem, did_you_mean
 from runner.workflow import (
     QUEUE_KINDS,
     RESERVED_NAMES,
@@ -285,16 +285,10 @@ def expected_signals(workflow: Workflow, document: Document) -> Iterator[Problem
     """Expected signals are real signal names of this platform."""
     known = [name for name in signal.Signals.__members__ if not name.startswith("SIG_")]
     for spec in workflow.processes.values():
-        if spec.expect is None:
-            continue
-        for index, name in enumerate(spec.expect.signals):
-            if name not in known:
-                where = (*spec.expect.where, "signal")
-                if len(spec.expect.signals) > 1 or isinstance(
-                    document.data["processes"][spec.key]["expect"]["signal"], list
-                ):
-                    where = (*where, index)
-                yield document.problem(where, f"unknown signal '{name}'{did_you_mean(name, known)}", "unknown-signal")
+        for name in spec.expect.signals if spec.expect else ():
+            if name.text not in known:
+                message = f"unknown signal '{name.text}'{did_you_mean(name.text, known)}"
+                yield document.problem(name.where, message, "unknown-signal")
 
 
 _CHARACTER_TYPES = ("c", "u")
@@ -303,17 +297,15 @@ _CHARACTER_TYPES = ("c", "u")
 def shared_memory_values(workflow: Workflow, document: Document) -> Iterator[Problem]:
     """A shared value's or array's items fit its typecode."""
     for shared in workflow.objects.values():
+        typecode = str(shared.options.get("type", "i"))
         if shared.kind == "value" and "value" in shared.options:
-            yield from _fits_typecode(document, shared.options, shared.options["value"], (*shared.where, "value"))
+            yield from _fits_typecode(document, typecode, shared.options["value"], (*shared.where, "value"))
         elif shared.kind == "array":
             for index, item in enumerate(shared.options.get("items", [])):
-                yield from _fits_typecode(document, shared.options, item, (*shared.where, "items", index))
+                yield from _fits_typecode(document, typecode, item, (*shared.where, "items", index))
 
 
-def _fits_typecode(
-    document: Document, options: dict[str, object] | object, item: object, where: tuple[str | int, ...]
-) -> Iterator[Problem]:
-    typecode = options.get("type", "i") if isinstance(options, dict) else "i"
+def _fits_typecode(document: Document, typecode: str, item: object, where: JsonPath) -> Iterator[Problem]:
     if typecode in _CHARACTER_TYPES:
         if not (isinstance(item, str) and len(item) == 1):
             yield document.problem(where, f"type '{typecode}' holds one character, not {item!r}", "value-type")

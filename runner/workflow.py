@@ -118,8 +118,7 @@ class Expectation:
     """The exit codes and signal names a process may end with; any one passes."""
 
     exitcodes: tuple[int, ...] = ()
-    signals: tuple[str, ...] = ()
-    where: JsonPath = ()
+    signals: tuple[Name, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -311,8 +310,7 @@ def _process(key: str, entry: Mapping[str, Any], where: JsonPath) -> ProcessSpec
         if expect is None
         else Expectation(
             exitcodes=_tuple(expect["exitcode"]) if "exitcode" in expect else (),
-            signals=_tuple(expect["signal"]) if "signal" in expect else (),
-            where=(*where, "expect"),
+            signals=_names(expect["signal"], (*where, "expect", "signal")) if "signal" in expect else (),
         ),
         where=where,
     )

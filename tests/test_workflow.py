@@ -8,6 +8,7 @@ from runner.document import parse
 from runner.workflow import (
     Expectation,
     Join,
+    Name,
     PerCpu,
     Put,
     Reference,
@@ -89,7 +90,8 @@ def test_object_kinds_and_defaults() -> None:
     assert kinds == {"a": "joinable_queue", "b": "simple_queue", "c": "queue", "r": "rlock", "s": "bounded_semaphore"}
     assert workflow.name == "w" and workflow.start_method is None
     assert [str(folder) for folder in workflow.python_folders()] == ["/somewhere"]
-    assert workflow.processes["p"].expect == Expectation((), ("SIGTERM",), ("processes", "p", "expect"))
+    signal = Name("SIGTERM", ("processes", "p", "expect", "signal"))
+    assert workflow.processes["p"].expect == Expectation((), (signal,))
 
 
 def test_the_model_imports_nothing_of_multiprocessing() -> None:
