@@ -6,6 +6,7 @@ loader: no Python tags) and build the data ourselves, keeping each node's mark b
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from runner.problem import JsonPath, Problem, Severity, format_path
+from runner.syntax import explain
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -100,21 +102,32 @@ class _Builder:
         self.problems: list[Problem] = []
         self.count = 0
         self.constructor = yaml.constructor.SafeConstructor()
+        # Inside a node reached through an alias, every problem points at the alias.
+        self.alias_at: Position | None = None
+
+    def at(self, node: Node) -> Position:
+        return self.alias_at or _at(node)
 
     def report(self, where: Position, message: str, code: str, path: JsonPath) -> None:
         self.problems.append(Problem(self.path, where.line, where.column, "error", message, code, format_path(path)))
 
     def build(self, node: Node, path: JsonPath, depth: int) -> Any:
+        if self.alias_at is None and getattr(node, "seen_through_alias", False):
+            self.alias_at = _at(node)
+            try:
+                return self.build(node, path, depth)
+            finally:
+                self.alias_at = None
         self.count += 1
         if self.count > MAX_VALUES:
             raise _Abort(node, f"the document expands to more than {MAX_VALUES:,} values (nested YAML aliases?)")
         if depth > MAX_DEPTH:
             raise _Abort(node, f"the document nests deeper than {MAX_DEPTH} levels")
-        self.values.setdefault(path, _at(node))
+        self.values.setdefault(path, self.at(node))
         if not isinstance(node, ScalarNode) and node.tag not in _PLAIN_TAGS:
             # Scalars with foreign tags are refused by the safe constructor; collections we build
             # ourselves, so refuse theirs here (`!!python/object/apply:os.system [...]`, `!!set`).
-            self.report(_at(node), f"unsupported YAML tag '{node.tag}': workflows hold plain data", "yaml", path)
+            self.report(self.at(node), f"unsupported YAML tag '{node.tag}': workflows hold plain data", "yaml", path)
             return None
         if isinstance(node, SequenceNode):
             return [self.build(item, (*path, index), depth + 1) for index, item in enumerate(node.value)]
@@ -127,13 +140,13 @@ class _Builder:
             return self.constructor.construct_object(node)
         except (yaml.YAMLError, ValueError, OverflowError) as error:
             problem = getattr(error, "problem", None) or str(error)
-            self.report(_at(node), f"cannot read this value: {problem}", "yaml", path)
+            self.report(self.at(node), f"cannot read this value: {problem}", "yaml", path)
             return None
 
     def mapping(self, node: MappingNode, path: JsonPath, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
         first_seen: dict[str, Position] = {}
-        for key_node, value_node, merged in self.entries(node, depth):
+        for key_node, value_node, merged in self.entries(node, path, depth):
             name = self.key(key_node, path)
             if name is None:
                 continue
@@ -142,22 +155,22 @@ class _Builder:
                     continue  # an explicit key or an earlier merge wins, as YAML's merge key says
                 seen = first_seen[name]
                 self.report(
-                    _at(key_node),
+                    self.at(key_node),
                     f"duplicate key '{name}' (first at line {seen.line}, column {seen.column})",
                     "duplicate-key",
                     (*path, name),
                 )
                 continue
-            first_seen[name] = _at(key_node)
+            first_seen[name] = self.at(key_node)
             child = (*path, name)
-            self.keys[child] = _at(key_node)
+            self.keys[child] = self.at(key_node)
             if _is_empty(value_node):
                 # An empty value's mark lies after the colon, often on the next line.
-                self.values[child] = _at(key_node)
+                self.values[child] = self.at(key_node)
             result[name] = self.build(value_node, child, depth + 1)
         return result
 
-    def entries(self, node: MappingNode, depth: int) -> list[tuple[Node, Node, bool]]:
+    def entries(self, node: MappingNode, path: JsonPath, depth: int) -> list[tuple[Node, Node, bool]]:
         """The mapping's entries, explicit ones first, then those brought in by `<<` merges."""
         explicit: list[tuple[Node, Node, bool]] = []
         merged: list[tuple[Node, Node, bool]] = []
@@ -170,24 +183,35 @@ class _Builder:
                 self.count += 1
                 if self.count > MAX_VALUES or depth > MAX_DEPTH:
                     raise _Abort(source, "the document's merge keys (<<) expand too far")
-                if isinstance(source, MappingNode):
-                    merged.extend((k, v, True) for k, v, _ in self.entries(source, depth + 1))
-                else:
-                    self.report(_at(source), "a merge key (<<) takes a mapping or a list of mappings", "yaml", ())
+                if not isinstance(source, MappingNode):
+                    self.report(self.at(source), "a merge key (<<) takes a mapping or a list of mappings", "yaml", path)
+                    continue
+                for key, value, _ in self.entries(source, path, depth + 1):
+                    if getattr(source, "seen_through_alias", False):
+                        key, value = _through(key, source.start_mark), _through(value, source.start_mark)
+                    merged.append((key, value, True))
         return explicit + merged
 
     def key(self, node: Node, path: JsonPath) -> str | None:
         if not isinstance(node, ScalarNode):
-            self.report(_at(node), "a key must be a plain string, not a list or a mapping", "yaml-key", path)
+            self.report(self.at(node), "a key must be a plain string, not a list or a mapping", "yaml-key", path)
             return None
         value = self.scalar(node, path)
         if not isinstance(value, str):
             kind = "null" if value is None else type(value).__name__
             self.report(
-                _at(node), f"key '{node.value}' is read as {kind}: quote it to make it a string", "yaml-key", path
+                self.at(node), f"key '{node.value}' is read as {kind}: quote it to make it a string", "yaml-key", path
             )
             return str(node.value)
         return value
+
+
+def _through(node: Node, mark: yaml.Mark) -> Node:
+    """`node` as seen through an alias written at `mark`: it stands where the alias is."""
+    seen = copy.copy(node)
+    seen.start_mark = mark
+    seen.seen_through_alias = True  # type: ignore[attr-defined]
+    return seen
 
 
 def _is_empty(node: Node) -> bool:
@@ -201,26 +225,37 @@ def _position_of_offset(data: bytes | str, offset: int) -> Position:
 
 
 def _syntax_problem(path: str, text: str, error: yaml.YAMLError) -> Problem:
-    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-    if mark is not None:
-        where = Position(mark.line + 1, mark.column + 1)
-    elif isinstance(getattr(error, "position", None), int):
-        where = _position_of_offset(text, error.position)  # type: ignore[attr-defined]
-    else:
-        where = _START
-    problem = getattr(error, "problem", None)
-    context = getattr(error, "context", None)
-    if problem:
-        message = f"{context}: {problem}" if context and context not in problem else str(problem)
-    else:
+    if isinstance(error, yaml.MarkedYAMLError):
+        explained = explain(text, error)
+        where = Position(explained.line, explained.column)
+        message = explained.message
+    else:  # the reader's errors (control characters) carry an offset, not a mark
+        offset = getattr(error, "position", None)
+        where = _position_of_offset(text, offset) if isinstance(offset, int) else _START
         message = str(error).splitlines()[0]
     return Problem(path, where.line, where.column, "error", f"invalid YAML: {message}", "yaml-syntax")
 
 
+class _AliasAwareLoader(yaml.SafeLoader):
+    """The pure-Python safe loader, but an alias's node carries the alias's own position.
+
+    PyYAML hands out the anchored node itself for `*name`, so a problem inside it would point
+    at the anchor. Slower than libyaml, so used only for documents that contain aliases.
+    """
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        if not self.check_event(yaml.AliasEvent):
+            return super().compose_node(parent, index)
+        mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+        node = super().compose_node(parent, index)
+        return None if node is None else _through(node, mark)
+
+
 def parse(text: str, path: str) -> tuple[Document | None, list[Problem]]:
     """Parse workflow text; the document is None when nothing usable could be read."""
+    loader = _AliasAwareLoader if "*" in text else _Loader
     try:
-        root = yaml.compose(text, Loader=_Loader)
+        root = yaml.compose(text, Loader=loader)
     except yaml.YAMLError as error:
         return None, [_syntax_problem(path, text, error)]
     except RecursionError:

@@ -15,8 +15,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 from runner.document import Document
 from runner.problem import JsonPath, Problem
@@ -37,30 +38,35 @@ class TargetCheck:
     kwargs: tuple[str, ...]
     where: JsonPath
     call_where: JsonPath
+    kwargs_where: JsonPath
 
     @property
     def module(self) -> str:
         return split(self.target)[0]
 
 
+def _call(
+    target: str, role: Role, args: tuple[Any, ...], kwargs: Mapping[str, Any], where: JsonPath, owner: JsonPath
+) -> TargetCheck:
+    """A check of `target`, whose signature problems point at the arguments that do not fit."""
+    call_where = (*owner, "args") if args else (*owner, "kwargs") if kwargs else where
+    return TargetCheck(target, role, len(args), tuple(kwargs), where, call_where, (*owner, "kwargs"))
+
+
 def target_checks(workflow: Workflow) -> list[TargetCheck]:
     """Every target, process class, `put: from:` callable and barrier action of the workflow."""
     checks = []
     for spec in workflow.processes.values():
-        field = "class" if spec.is_class else "target"
-        where = (*spec.where, field)
-        call_where = (*spec.where, "args") if spec.args else (*spec.where, "kwargs") if spec.kwargs else where
         role: Role = "class" if spec.is_class else "function"
-        checks.append(TargetCheck(spec.target, role, len(spec.args), tuple(spec.kwargs), where, call_where))
+        field = "class" if spec.is_class else "target"
+        checks.append(_call(spec.target, role, spec.args, spec.kwargs, (*spec.where, field), spec.where))
     for step in workflow.steps:
         if isinstance(step, Put) and step.source is not None:
-            where = (*step.where, "from")
-            checks.append(TargetCheck(step.source, "callable", len(step.args), tuple(step.kwargs), where, where))
+            checks.append(_call(step.source, "callable", step.args, step.kwargs, (*step.where, "from"), step.where))
     for shared in workflow.objects.values():
         action = shared.options.get("action") if shared.kind == "barrier" else None
         if isinstance(action, str):
-            where = (*shared.where, "action")
-            checks.append(TargetCheck(action, "callable", 0, (), where, where))
+            checks.append(_call(action, "callable", (), {}, (*shared.where, "action"), shared.where))
     return checks
 
 
@@ -92,8 +98,11 @@ def inspect_targets(workflow: Workflow, document: Document, *, timeout: float = 
     for index, check in enumerate(checks):
         answer = answers.get(index)
         if answer is not None:
-            where = check.call_where if answer["code"] == "signature" else check.where
-            problems.append(document.problem(where, answer["message"], answer["code"]))
+            if "keyword" in answer:
+                where, key = (*check.kwargs_where, answer["keyword"]), True
+            else:
+                where, key = (check.call_where if answer["code"] == "signature" else check.where), False
+            problems.append(document.problem(where, answer["message"], answer["code"], key=key))
     return problems
 
 

@@ -12,6 +12,7 @@ import difflib
 import inspect
 import json
 import os
+import re
 import sys
 from typing import Any, TextIO
 
@@ -77,24 +78,55 @@ def _attribute(module: Any, reference: str) -> tuple[Any, dict[str, str] | None]
     return found, None
 
 
+def _problem(code: str, message: str, **extra: str) -> dict[str, str]:
+    return {"code": code, "message": message, **extra}
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
 def _shape(request: dict[str, Any], found: Any) -> dict[str, str] | None:
     from multiprocessing.process import BaseProcess
 
     target, role = request["target"], request["role"]
     is_process_class = isinstance(found, type) and issubclass(found, BaseProcess)
     if role == "class" and not is_process_class:
-        return {
-            "code": "not-process-class",
-            "message": f"'{target}' is not a multiprocessing.Process subclass: use 'target:' for a function",
-        }
+        return _problem(
+            "not-process-class", f"'{target}' is not a multiprocessing.Process subclass: use 'target:' for a function"
+        )
+    if role == "class" and found.__init__ is BaseProcess.__init__ and request["nargs"]:
+        return _problem(
+            "signature",
+            f"'{target}' does not define __init__: its arguments go to "
+            "Process.__init__(group, target, ...); define __init__ to take them",
+        )
     if role == "function" and is_process_class:
-        return {
-            "code": "not-callable",
-            "message": f"'{target}' is a Process subclass: use 'class:' instead of 'target:' to run it",
-        }
+        return _problem(
+            "not-callable", f"'{target}' is a Process subclass: use 'class:' instead of 'target:' to run it"
+        )
     if not callable(found):
-        return {"code": "not-callable", "message": f"'{target}' is a {type(found).__name__}, not callable"}
+        kind = type(found).__name__
+        return _problem("not-callable", f"'{target}' is {_article(kind)} {kind}, not callable")
+    if role == "function":
+        for test, what in (
+            (inspect.iscoroutinefunction, "coroutine"),
+            (inspect.isasyncgenfunction, "async generator"),
+            (inspect.isgeneratorfunction, "generator"),
+        ):
+            if test(found):
+                return _problem(
+                    "not-callable",
+                    f"'{target}' is {_article(what)} {what} function: the process would "
+                    f"only create {_article(what)} {what} and never run its body",
+                )
     return None
+
+
+def _parameters(signature: inspect.Signature) -> str:
+    """`(a, b, *, c=1)`: the signature without annotations, which only clutter a message."""
+    plain = [p.replace(annotation=inspect.Parameter.empty) for p in signature.parameters.values()]
+    return str(signature.replace(parameters=plain, return_annotation=inspect.Signature.empty))
 
 
 def _binding(request: dict[str, Any], found: Any) -> dict[str, str] | None:
@@ -109,10 +141,9 @@ def _binding(request: dict[str, Any], found: Any) -> dict[str, str] | None:
         if request["kwargs"]:
             given += " and keywords " + ", ".join(request["kwargs"])
         called = "constructed" if request["role"] == "class" else "called"
-        return {
-            "code": "signature",
-            "message": f"'{request['target']}{signature}' cannot be {called} with {given}: {error}",
-        }
+        message = f"'{request['target']}{_parameters(signature)}' cannot be {called} with {given}: {error}"
+        keyword = re.search(r"unexpected keyword argument '(\w+)'", str(error))
+        return _problem("signature", message, **({"keyword": keyword[1]} if keyword else {}))
     return None
 
 

@@ -6,13 +6,16 @@ assume the document passed the schema.
 
 from __future__ import annotations
 
+import array
 import signal
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from runner.document import Document
+from runner.hazards import HAZARDS
 from runner.problem import JsonPath, Problem, did_you_mean
 from runner.workflow import (
+    KIND_WORDS,
     QUEUE_KINDS,
     RESERVED_NAMES,
     SECTIONS,
@@ -21,46 +24,25 @@ from runner.workflow import (
     Join,
     JoinQueue,
     Name,
-    PerCpu,
-    ProcessSpec,
     Put,
     Reference,
     SetEvent,
     Start,
-    Step,
     Terminate,
     Wait,
     Workflow,
+    placeholders,
     references,
-    template_fields,
+    template_problem,
 )
 
 Rule = Callable[[Workflow, Document], Iterator[Problem]]
-
-_KIND_WORDS = {
-    "queue": "a queue",
-    "joinable_queue": "a joinable queue",
-    "simple_queue": "a simple queue",
-    "event": "an event",
-    "lock": "a lock",
-    "rlock": "an rlock",
-    "semaphore": "a semaphore",
-    "bounded_semaphore": "a bounded semaphore",
-    "condition": "a condition",
-    "barrier": "a barrier",
-    "value": "a shared value",
-    "array": "a shared array",
-    "pipe": "a pipe",
-    "dict": "a managed dict",
-    "list": "a managed list",
-    "namespace": "a managed namespace",
-}
 
 
 def _describe(workflow: Workflow, name: str) -> str:
     if name in workflow.processes:
         return "a process"
-    return _KIND_WORDS[workflow.objects[name].kind]
+    return KIND_WORDS[workflow.objects[name].kind]
 
 
 def unique_names(workflow: Workflow, document: Document) -> Iterator[Problem]:
@@ -89,46 +71,31 @@ def unique_names(workflow: Workflow, document: Document) -> Iterator[Problem]:
 
 def process_name_templates(workflow: Workflow, document: Document) -> Iterator[Problem]:
     """Names may use `{replica}` and nothing else; every replica's final name is unique."""
-    broken: set[str] = set()
-    for spec in workflow.processes.values():
-        if spec.name is None:
-            continue
-        try:
-            fields = template_fields(spec.name)
-        except ValueError as error:
-            broken.add(spec.key)
-            yield document.problem(
-                (*spec.where, "name"), f"invalid process name: {error} (write '{{{{' for a brace)", "name-template"
-            )
-            continue
-        unknown = [field for field in fields if field != "replica"]
-        if unknown:
-            broken.add(spec.key)
-            yield document.problem(
-                (*spec.where, "name"),
-                f"unknown field '{{{unknown[0]}}}' in the process name: only '{{replica}}' is filled in",
-                "name-template",
-            )
     owners: dict[str, str] = {}
-    named = [(spec, name) for spec in workflow.processes.values() if spec.key not in broken for name in spec.names()]
-    for spec, name in named:
-        if name is None:
+    for spec in workflow.processes.values():
+        # An explicit name is pointed at; a default one (the key) falls back to the key.
+        where = (*spec.where, "name")
+        problem = template_problem(spec.name) if spec.name is not None else None
+        if problem is not None:
+            yield document.problem(where, f"invalid process name: {problem}", "name-template")
             continue
-        if name in owners and owners[name] != spec.key:
-            yield document.problem(
-                spec.where,
-                f"process '{spec.key}' would be named '{name}', like a replica of "
-                f"'{owners[name]}': give it another name",
-                "duplicate-process-name",
-                key=True,
-            )
-        elif name in owners:
-            yield document.problem(
-                (*spec.where, "name"),
-                f"the replicas of '{spec.key}' would share the name '{name}'",
-                "duplicate-process-name",
-            )
-        owners.setdefault(name, spec.key)
+        for name in spec.names():
+            if name is None:
+                continue
+            if name not in owners:
+                owners[name] = spec.key
+            elif owners[name] != spec.key:
+                yield document.problem(
+                    where,
+                    f"process '{spec.key}' would be named '{name}', like '{owners[name]}': give it another name",
+                    "duplicate-process-name",
+                )
+                break
+            else:
+                yield document.problem(
+                    where, f"the replicas of '{spec.key}' would share the name '{name}'", "duplicate-process-name"
+                )
+                break
 
 
 def argument_references(workflow: Workflow, document: Document) -> Iterator[Problem]:
@@ -148,13 +115,12 @@ def _check_reference(workflow: Workflow, document: Document, reference: Referenc
             "bad-reference",
         )
         return
-    if name in workflow.processes:
+    shared = workflow.objects.get(name)
+    if shared is None and name in workflow.processes:
         yield document.problem(
             reference.where, f"'${name}' is a process: only shared objects can be passed to a process", "wrong-kind"
         )
-        return
-    shared = workflow.objects.get(name)
-    if shared is None:
+    elif shared is None:
         yield document.problem(
             reference.where,
             f"unknown shared object '${name}'{did_you_mean(name, workflow.objects)}",
@@ -252,16 +218,6 @@ def step_order(workflow: Workflow, document: Document) -> Iterator[Problem]:
             elif name.text not in started:
                 verb = "joined" if isinstance(step, Join) else "terminated"
                 yield document.problem(name.where, f"'{name.text}' is {verb} before any step starts it", "step-order")
-    if workflow.steps:
-        for spec in workflow.processes.values():
-            if spec.key not in started:
-                yield document.problem(
-                    spec.where,
-                    f"process '{spec.key}' is never started by the steps",
-                    "never-started",
-                    severity="warning",
-                    key=True,
-                )
 
 
 def python_folders(workflow: Workflow, document: Document) -> Iterator[Problem]:
@@ -313,165 +269,32 @@ def _fits_typecode(document: Document, typecode: str, item: object, where: JsonP
         yield document.problem(where, f"type '{typecode}' holds numbers, not the string {item!r}", "value-type")
     elif isinstance(item, float) and typecode not in ("f", "d"):
         yield document.problem(where, f"type '{typecode}' holds integers, not {item!r}", "value-type")
+    elif isinstance(item, int) and typecode not in ("f", "d"):
+        # ctypes wraps out-of-range integers silently (300 becomes 44 in a 'B'); array does not.
+        try:
+            array.array(typecode, [item])
+        except OverflowError:
+            bits = array.array(typecode).itemsize * 8
+            low, high = (0, 2**bits - 1) if typecode.isupper() else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+            yield document.problem(where, f"type '{typecode}' holds {low} to {high}, not {item}", "value-type")
 
 
-# -- warnings: the workflow is valid, but probably not what its author meant ------------------
-
-
-def _receivers(workflow: Workflow) -> dict[str, list[ProcessSpec]]:
-    """Shared object name -> the processes that get it as an argument."""
-    found: dict[str, list[ProcessSpec]] = {}
-    for spec in workflow.processes.values():
-        for reference in [*references(spec.args), *references(spec.kwargs)]:
-            if reference.name is not None and spec not in found.get(reference.name, []):
-                found.setdefault(reference.name, []).append(spec)
-    return found
-
-
-def _uses(workflow: Workflow, kind: type[Step], subject: str) -> list[Step]:
-    found = []
+def put_data(workflow: Workflow, document: Document) -> Iterator[Problem]:
+    """Items and arguments of a `put` are plain data: the parent cannot send shared objects."""
     for step in workflow.steps:
-        if isinstance(step, kind):
-            named = getattr(step, "queue", None) or getattr(step, "event", None)
-            if named is not None and named.text == subject:
-                found.append(step)
-    return found
-
-
-def unused_objects(workflow: Workflow, document: Document) -> Iterator[Problem]:
-    """Shared objects that nothing uses, and queues that nothing reads or nothing writes."""
-    receivers = _receivers(workflow)
-    conditions = {o.options.get("lock") for o in workflow.objects.values() if o.kind == "condition"}
-    for shared in workflow.objects.values():
-        processes = receivers.get(shared.name, [])
-        if shared.kind in QUEUE_KINDS:
-            reads = processes or _uses(workflow, Get, shared.name)
-            writes = processes or _uses(workflow, Put, shared.name)
-            if not reads and not writes:
-                message = f"queue '{shared.name}' is never used"
-            elif not reads:
-                message = f"nothing reads queue '{shared.name}': no process gets it and no step takes from it"
-            elif not writes:
-                message = f"nothing writes to queue '{shared.name}': no process gets it and no step puts on it"
-            else:
-                continue
-            yield document.problem(shared.where, message, "unused-queue", severity="warning", key=True)
-        elif shared.kind == "event":
-            if not processes and not any(_uses(workflow, kind, shared.name) for kind in (Wait, SetEvent, ClearEvent)):
+        if isinstance(step, Put):
+            for found in placeholders((step.items, step.args, step.kwargs)):
+                text = found.text
                 yield document.problem(
-                    shared.where, f"event '{shared.name}' is never used", "unused-object", severity="warning", key=True
+                    found.where,
+                    f"'{text}' is not resolved in a put: its items and arguments are plain data, and shared objects "
+                    f"reach processes only through their args (write '${text}' for a literal '$')",
+                    "bad-reference",
                 )
-        elif not processes and shared.name not in conditions:
-            yield document.problem(
-                shared.where,
-                f"{_KIND_WORDS[shared.kind]} '{shared.name}' is never used",
-                "unused-object",
-                severity="warning",
-                key=True,
-            )
-
-
-def unset_events(workflow: Workflow, document: Document) -> Iterator[Problem]:
-    """A `wait` on an event that no process gets, no step sets and that does not start set."""
-    receivers = _receivers(workflow)
-    for step in workflow.steps:
-        if not isinstance(step, Wait) or _kind(workflow, step.event) != "event":
-            continue
-        event = workflow.objects[step.event.text]
-        if receivers.get(event.name) or event.options.get("set") or _uses(workflow, SetEvent, event.name):
-            continue
-        yield document.problem(
-            step.event.where,
-            f"nothing can set event '{event.name}': no process gets it "
-            "and no step sets it, so this wait can only time out",
-            "event-never-set",
-            severity="warning",
-        )
-
-
-def unconsumed_joins(workflow: Workflow, document: Document) -> Iterator[Problem]:
-    """A `join_queue` on a joinable queue that no process gets: nothing calls task_done()."""
-    receivers = _receivers(workflow)
-    for step in workflow.steps:
-        if (
-            isinstance(step, JoinQueue)
-            and _kind(workflow, step.queue) == "joinable_queue"
-            and not receivers.get(step.queue.text)
-        ):
-            yield document.problem(
-                step.queue.where,
-                f"no process gets queue '{step.queue.text}', so nothing "
-                "marks its items done and this join waits for ever",
-                "join-unconsumed-queue",
-                severity="warning",
-            )
-
-
-Amount = tuple[int, int]  # (fixed, per CPU): counts that depend on the machine stay comparable
-
-
-def _amount(spec: ProcessSpec) -> Amount:
-    return (0, spec.replicas.count) if isinstance(spec.replicas, PerCpu) else (spec.replicas, 0)
-
-
-def _say(amount: Amount) -> str:
-    fixed, per_cpu = amount
-    parts = ([f"{fixed}"] if fixed else []) + ([f"{per_cpu} per CPU"] if per_cpu else [])
-    return " + ".join(parts) or "0"
-
-
-def poison_pills(workflow: Workflow, document: Document) -> Iterator[Problem]:
-    """As many `null` pills are put on a queue as there are processes consuming it."""
-    receivers = _receivers(workflow)
-    for shared in workflow.objects.values():
-        puts = [step for step in _uses(workflow, Put, shared.name) if isinstance(step, Put)]
-        pills = [0, 0]
-        for step in puts:
-            nulls = sum(1 for item in step.items if item is None)
-            if step.per is not None and step.per.text in workflow.processes:
-                fixed, per_cpu = _amount(workflow.processes[step.per.text])
-                pills[0] += nulls * fixed
-                pills[1] += nulls * per_cpu
-            else:
-                pills[0] += nulls * step.count
-        consumers = receivers.get(shared.name, [])
-        if not puts or pills == [0, 0] or not consumers:
-            continue
-        wanted = (sum(_amount(s)[0] for s in consumers), sum(_amount(s)[1] for s in consumers))
-        if tuple(pills) != wanted:
-            last = puts[-1]
-            who = ", ".join(f"'{spec.key}'" for spec in consumers)
-            yield document.problem(
-                last.where,
-                f"{_say((pills[0], pills[1]))} poison pill(s) for queue "
-                f"'{shared.name}', but {_say(wanted)} process(es) get it ({who})",
-                "pill-count",
-                severity="warning",
-                key=True,
-            )
-
-
-def barrier_parties(workflow: Workflow, document: Document) -> Iterator[Problem]:
-    """A barrier waits for more parties than there are processes to reach it."""
-    receivers = _receivers(workflow)
-    for shared in workflow.objects.values():
-        if shared.kind != "barrier":
-            continue
-        getting = receivers.get(shared.name, [])
-        if any(isinstance(spec.replicas, PerCpu) for spec in getting):
-            continue
-        total = sum(spec.replica_count() for spec in getting)
-        parties = int(shared.options.get("parties", 2))
-        if getting and total < parties:
-            yield document.problem(
-                (*shared.where, "parties"),
-                f"barrier '{shared.name}' waits for {parties} parties but only {total} process(es) get it",
-                "barrier-parties",
-                severity="warning",
-            )
 
 
 RULES: tuple[Rule, ...] = (
+    put_data,
     unique_names,
     process_name_templates,
     argument_references,
@@ -481,14 +304,13 @@ RULES: tuple[Rule, ...] = (
     python_folders,
     expected_signals,
     shared_memory_values,
-    unused_objects,
-    unset_events,
-    unconsumed_joins,
-    poison_pills,
-    barrier_parties,
 )
 
 
 def check(workflow: Workflow, document: Document) -> list[Problem]:
-    """Every semantic problem of a schema-valid workflow."""
-    return [problem for rule in RULES for problem in rule(workflow, document)]
+    """Every semantic problem of a schema-valid workflow; warnings only when there is no error,
+    since they assume every name resolves."""
+    errors = [problem for rule in RULES for problem in rule(workflow, document)]
+    if errors:
+        return errors
+    return [problem for hazard in HAZARDS for problem in hazard(workflow, document)]

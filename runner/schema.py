@@ -185,6 +185,8 @@ def _explain(error: ValidationError, document: Document) -> Iterator[Problem]:
         yield at(f"{label} must be {json.dumps(value)}, not {json.dumps(instance, default=str)}{why}")
     elif keyword in ("minimum", "exclusiveMinimum"):
         yield at(f"{label} must be at least {value}, not {instance}")
+    elif keyword in ("maximum", "exclusiveMaximum"):
+        yield at(f"{label} must be at most {value}, not {instance}")
     elif keyword == "minLength":
         yield at(f"{label} must not be empty")
     elif keyword == "minItems":

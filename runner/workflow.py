@@ -32,6 +32,25 @@ SECTIONS: dict[str, str] = {
     "namespaces": "namespace",
 }
 QUEUE_KINDS = frozenset({"queue", "joinable_queue", "simple_queue"})
+# What each kind of shared object is called in messages.
+KIND_WORDS = {
+    "queue": "a queue",
+    "joinable_queue": "a joinable queue",
+    "simple_queue": "a simple queue",
+    "event": "an event",
+    "lock": "a lock",
+    "rlock": "an rlock",
+    "semaphore": "a semaphore",
+    "bounded_semaphore": "a bounded semaphore",
+    "condition": "a condition",
+    "barrier": "a barrier",
+    "value": "a shared value",
+    "array": "a shared array",
+    "pipe": "a pipe",
+    "dict": "a managed dict",
+    "list": "a managed list",
+    "namespace": "a managed namespace",
+}
 RESERVED_NAMES = frozenset({"replica"})
 _REFERENCE = re.compile(r"\$(?P<name>[A-Za-z_][A-Za-z0-9_-]*)(?:\.(?P<end>[0-9]+))?")
 
@@ -59,6 +78,7 @@ class ReplicaIndex:
     """`$replica` in a process's arguments: the replica's index, counting from 0."""
 
     where: JsonPath
+    text: ClassVar[str] = "$replica"
 
 
 def parse_arguments(value: Any, where: JsonPath) -> Any:
@@ -76,16 +96,18 @@ def parse_arguments(value: Any, where: JsonPath) -> Any:
     return value
 
 
-def references(value: Any) -> Iterator[Reference]:
-    """Every reference in parsed arguments, depth first."""
-    if isinstance(value, Reference):
+def placeholders(value: Any) -> Iterator[Reference | ReplicaIndex]:
+    """Every `$` placeholder in parsed arguments, depth first."""
+    if isinstance(value, (Reference, ReplicaIndex)):
         yield value
-    elif isinstance(value, tuple):
-        for item in value:
-            yield from references(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from references(item)
+    elif isinstance(value, (tuple, dict)):
+        for item in value.values() if isinstance(value, dict) else value:
+            yield from placeholders(item)
+
+
+def references(value: Any) -> Iterator[Reference]:
+    """Every reference to a shared object in parsed arguments, depth first."""
+    return (found for found in placeholders(value) if isinstance(found, Reference))
 
 
 @dataclass(frozen=True)
@@ -157,9 +179,24 @@ class ProcessSpec:
         return [None if template is None else template.format(replica=index) for index in range(count)]
 
 
-def template_fields(template: str) -> list[str]:
-    """The `{field}` names of a name template; raises ValueError on broken braces."""
-    return [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+_REPLICA_FORMAT = re.compile(r"0?[0-9]?d?")  # `{replica:02d}` and the like: a width, zero-padded or not
+
+
+def template_problem(template: str) -> str | None:
+    """What is wrong with a process name template, or None: only `{replica}` is filled in."""
+    try:
+        fields = [(field, spec, conversion) for _, field, spec, conversion in string.Formatter().parse(template)]
+    except ValueError as error:
+        return f"{error} (write '{{{{' for a literal brace)"
+    for field, spec, conversion in fields:
+        if field is None:
+            continue
+        if field != "replica":
+            return f"unknown field '{{{field}}}': only '{{replica}}' is filled in"
+        if conversion or not _REPLICA_FORMAT.fullmatch(spec or ""):
+            written = "{replica" + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            return f"'{{replica}}' takes at most a width, like '{{replica:02d}}', not '{written}'"
+    return None
 
 
 @dataclass(frozen=True)
@@ -272,6 +309,23 @@ class Workflow:
         """The `pythonpath` folders as absolute paths, in order."""
         return [self.folder / entry.text for entry in self.pythonpath]
 
+    def receivers(self, name: str) -> list[ProcessSpec]:
+        """The processes that get the shared object `name` in their args or kwargs."""
+        return [
+            spec
+            for spec in self.processes.values()
+            if any(reference.name == name for reference in (*references(spec.args), *references(spec.kwargs)))
+        ]
+
+    def steps_on(self, name: str, *kinds: type[Step]) -> list[tuple[int, Step]]:
+        """The steps (with their index) of these kinds that act on the queue or event `name`."""
+        found = []
+        for index, step in enumerate(self.steps):
+            subject = getattr(step, "queue", None) or getattr(step, "event", None)
+            if isinstance(step, kinds) and subject is not None and subject.text == name:
+                found.append((index, step))
+        return found
+
 
 def _object_kind(section: str, options: Mapping[str, Any]) -> str:
     if section == "queues":
@@ -305,7 +359,8 @@ def _process(key: str, entry: Mapping[str, Any], where: JsonPath) -> ProcessSpec
         kwargs=parse_arguments(entry.get("kwargs", {}), (*where, "kwargs")),
         name=entry["name"] if "name" in entry else key,
         daemon=bool(entry.get("daemon", False)),
-        replicas=PerCpu(replicas["per_cpu"]) if isinstance(replicas, dict) else replicas,
+        # JSON Schema counts 2.0 as an integer; Python's range() does not.
+        replicas=PerCpu(int(replicas["per_cpu"])) if isinstance(replicas, dict) else int(replicas),
         expect=None
         if expect is None
         else Expectation(
@@ -332,20 +387,25 @@ def _step(kind: str, value: Any, where: JsonPath) -> Step:
         processes = _names(options["process"], (*where, "process")) if options else _names(value, where)
         return Terminate(processes, options.get("grace", 5.0), where)
     if kind == "put":
-        items = (options["item"],) if "item" in options else tuple(options.get("items", ()))
+        # `$` strings are parsed here too, so that `$$` means `$` everywhere and a rule can
+        # refuse references, which a parent-side put cannot resolve.
+        if "item" in options:
+            items = (parse_arguments(options["item"], (*where, "item")),)
+        else:
+            items = parse_arguments(options.get("items", []), (*where, "items"))
         per = Name(options["per"], (*where, "per")) if "per" in options else None
         return Put(
             named("queue"),
             items,
-            options.get("count", 1),
+            int(options.get("count", 1)),
             per,
             options.get("from"),
-            tuple(options.get("args", ())),
-            dict(options.get("kwargs", {})),
+            parse_arguments(options.get("args", []), (*where, "args")),
+            parse_arguments(options.get("kwargs", {}), (*where, "kwargs")),
             where,
         )
     if kind == "get":
-        return Get(named("queue"), options.get("count", 1), options.get("timeout"), where)
+        return Get(named("queue"), int(options.get("count", 1)), options.get("timeout"), where)
     if kind == "join_queue":
         return JoinQueue(named("queue"), options.get("timeout"), where)
     if kind == "wait":

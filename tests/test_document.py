@@ -32,8 +32,8 @@ def test_syntax_errors_carry_the_position_of_the_problem() -> None:
     document, problems = parse("a: [1, 2\nb: 3\n", "f.yaml")
     assert document is None
     [problem] = problems
-    assert (problem.line, problem.code) == (2, "yaml-syntax")
-    assert "invalid YAML" in problem.message
+    assert (problem.line, problem.column, problem.code) == (1, 4, "yaml-syntax")
+    assert "the '[' here is never closed" in problem.message
 
 
 def test_python_tags_are_refused_not_executed() -> None:

@@ -87,7 +87,6 @@ def test_joins_and_terminates_come_after_the_start_and_a_start_happens_once() ->
     )
     found = [(line, severity, code) for line, _, severity, code in problems(body)]
     assert found == [
-        (2, "warning", "never-started"),
         (4, "error", "step-order"),
         (6, "error", "step-order"),
         (7, "error", "step-order"),
@@ -172,6 +171,7 @@ def test_shared_values_fit_their_type() -> None:
             6,
         ),
         ("barriers: {b: {parties: 3}}\nprocesses: {p: {target: m:f, replicas: 2, args: [$b]}}\n", "barrier-parties", 2),
+        ("processes: {p: {target: m:f}, q: {target: m:f}}\nsteps:\n  - start: p\n", "never-started", 2),
     ],
 )
 def test_warnings_point_at_likely_mistakes(body: str, code: str, line: int) -> None:

@@ -1,0 +1,288 @@
+"""Warnings: workflows that are valid but probably not what their author meant.
+
+Unused objects, waits that cannot end, joins that deadlock, poison-pill counts that do not add
+up. Each rule is a function like those in `runner.rules`, yielding warnings (errors under
+`--strict`). They assume the workflow passed the rules, so every name resolves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from runner.document import Document
+from runner.problem import Problem
+from runner.workflow import (
+    KIND_WORDS,
+    QUEUE_KINDS,
+    ClearEvent,
+    Get,
+    Join,
+    JoinQueue,
+    PerCpu,
+    ProcessSpec,
+    Put,
+    Reference,
+    SetEvent,
+    Start,
+    Terminate,
+    Wait,
+    Workflow,
+    references,
+)
+
+
+def _warning(
+    document: Document, where: tuple[str | int, ...], message: str, code: str, *, key: bool = False
+) -> Problem:
+    return document.problem(where, message, code, severity="warning", key=key)
+
+
+def unused_objects(workflow: Workflow, document: Document) -> Iterator[Problem]:
+    """Shared objects nothing uses, queues nothing reads or writes, pipes used at one end only."""
+    condition_locks = {o.options.get("lock") for o in workflow.objects.values() if o.kind == "condition"}
+    for shared in workflow.objects.values():
+        processes = workflow.receivers(shared.name)
+        if shared.kind in QUEUE_KINDS:
+            reads = processes or workflow.steps_on(shared.name, Get)
+            writes = processes or workflow.steps_on(shared.name, Put)
+            if not reads and not writes:
+                message = f"queue '{shared.name}' is never used"
+            elif not reads:
+                message = f"nothing reads queue '{shared.name}': no process gets it and no step takes from it"
+            elif not writes:
+                message = f"nothing writes to queue '{shared.name}': no process gets it and no step puts on it"
+            else:
+                continue
+            yield _warning(document, shared.where, message, "unused-queue", key=True)
+        elif shared.kind == "event":
+            if not processes and not workflow.steps_on(shared.name, Wait, SetEvent, ClearEvent):
+                yield _warning(
+                    document, shared.where, f"event '{shared.name}' is never used", "unused-object", key=True
+                )
+        elif not processes and shared.name not in condition_locks:
+            message = f"{KIND_WORDS[shared.kind]} '{shared.name}' is never used"
+            yield _warning(document, shared.where, message, "unused-object", key=True)
+        elif shared.kind == "pipe":
+            ends = {ref.end for spec in processes for ref in _references_to(spec, shared.name)}
+            if len(ends) == 1:
+                [end] = ends
+                message = (
+                    f"only end {end} of pipe '{shared.name}' is used: nothing receives what is sent on it, "
+                    "or sends what it waits for"
+                )
+                yield _warning(document, shared.where, message, "unused-pipe-end", key=True)
+
+
+def _references_to(spec: ProcessSpec, name: str) -> list[Reference]:
+    return [ref for ref in (*references(spec.args), *references(spec.kwargs)) if ref.name == name]
+
+
+def shared_pipe_ends(workflow: Workflow, document: Document) -> Iterator[Problem]:
+    """A pipe end given to more than one process: their messages interleave."""
+    for shared in workflow.objects.values():
+        if shared.kind != "pipe":
+            continue
+        for end in (0, 1):
+            holders = [
+                (spec, ref)
+                for spec in workflow.processes.values()
+                for ref in _references_to(spec, shared.name)
+                if ref.end == end
+            ]
+            count = sum(spec.replica_count(cpus=2) for spec, _ in holders)
+            if count > 1:
+                spec, ref = holders[-1]
+                per_cpu = any(isinstance(s.replicas, PerCpu) for s, _ in holders)
+                who = (
+                    f"the replicas of '{spec.key}'"
+                    if len(holders) == 1
+                    else ", ".join(f"'{s.key}'" for s, _ in holders)
+                )
+                message = (
+                    f"pipe end '${shared.name}.{end}' goes to {'several' if per_cpu else count} processes "
+                    f"({who}): a pipe end is for one process"
+                )
+                yield _warning(document, ref.where, message, "shared-pipe-end")
+
+
+def waits_that_cannot_end(workflow: Workflow, document: Document) -> Iterator[Problem]:
+    """A `wait` on an event nothing can set, or (without a timeout) only processes started later."""
+    started: set[str] = set()
+    for step in workflow.steps:
+        if isinstance(step, Start):
+            started.update(name.text for name in step.processes)
+        if not isinstance(step, Wait):
+            continue
+        event = workflow.objects[step.event.text]
+        setters = workflow.receivers(event.name)
+        if event.options.get("set") or workflow.steps_on(event.name, SetEvent):
+            continue
+        if not setters:
+            message = (
+                f"nothing can set event '{event.name}': no process gets it and no step sets it, so this wait "
+                "can only time out"
+            )
+            yield _warning(document, step.event.where, message, "event-never-set")
+        elif step.timeout is None and not any(spec.key in started for spec in setters):
+            who = ", ".join(f"'{spec.key}'" for spec in setters)
+            message = (
+                f"only {who} can set event '{event.name}', and no step has started it before this wait "
+                "(with no timeout): the wait never returns"
+            )
+            yield _warning(document, step.event.where, message, "event-set-later")
+
+
+def unconsumed_joins(workflow: Workflow, document: Document) -> Iterator[Problem]:
+    """A `join_queue` on a joinable queue that no process gets: nothing calls task_done()."""
+    for step in workflow.steps:
+        if isinstance(step, JoinQueue) and not workflow.receivers(step.queue.text):
+            message = (
+                f"no process gets queue '{step.queue.text}', so nothing marks its items done and this join "
+                "waits for ever"
+            )
+            yield _warning(document, step.queue.where, message, "join-unconsumed-queue")
+
+
+Amount = tuple[int, int]  # (fixed, per CPU): counts that depend on the machine stay comparable
+
+
+def _amount(spec: ProcessSpec) -> Amount:
+    return (0, spec.replicas.count) if isinstance(spec.replicas, PerCpu) else (spec.replicas, 0)
+
+
+def _say(amount: Amount) -> str:
+    fixed, per_cpu = amount
+    parts = ([f"{fixed}"] if fixed else []) + ([f"{per_cpu} per CPU"] if per_cpu else [])
+    return " + ".join(parts) or "0"
+
+
+def _put_amount(workflow: Workflow, step: Put, *, pills_only: bool) -> Amount | None:
+    """How many items (or `null` pills) a put step puts; None when a callable decides."""
+    if step.source is not None:
+        return None
+    count = sum(1 for item in step.items if item is None or not pills_only)
+    if step.per is not None:
+        fixed, per_cpu = _amount(workflow.processes[step.per.text])
+        return (count * fixed, count * per_cpu)
+    return (count * step.count, 0)
+
+
+def poison_pills(workflow: Workflow, document: Document) -> Iterator[Problem]:
+    """The `null` pills put on a queue stop its consumers: as many as one process's replicas, or
+    all of them together (a producer that gets the queue too is no consumer)."""
+    for shared in workflow.objects.values():
+        puts = [step for _, step in workflow.steps_on(shared.name, Put) if isinstance(step, Put)]
+        consumers = workflow.receivers(shared.name)
+        for step in puts:
+            if step.per is not None and workflow.processes[step.per.text] not in consumers:
+                message = f"pills are put per replica of '{step.per.text}', which does not get queue '{shared.name}'"
+                yield _warning(document, step.per.where, message, "pill-count")
+        amounts = [_put_amount(workflow, step, pills_only=True) for step in puts]
+        if not consumers or None in amounts:
+            continue
+        pills = (sum(a[0] for a in amounts if a), sum(a[1] for a in amounts if a))
+        if pills == (0, 0):
+            continue
+        total = (sum(_amount(s)[0] for s in consumers), sum(_amount(s)[1] for s in consumers))
+        if pills != total and all(pills != _amount(spec) for spec in consumers):
+            who = ", ".join(f"'{spec.key}' ({_say(_amount(spec))})" for spec in consumers)
+            message = (
+                f"{_say(pills)} poison pill(s) for queue '{shared.name}', but {_say(total)} process(es) get it: {who}"
+            )
+            yield _warning(document, puts[-1].where, message, "pill-count", key=True)
+
+
+def joins_before_pills(workflow: Workflow, document: Document) -> Iterator[Problem]:
+    """A join (without a timeout) of a consumer before the step that puts its poison pill."""
+    for index, step in enumerate(workflow.steps):
+        if not isinstance(step, Join) or step.timeout is not None:
+            continue
+        for name in step.processes:
+            spec = workflow.processes[name.text]
+            for later, put in enumerate(workflow.steps[index + 1 :], start=index + 1):
+                if not isinstance(put, Put) or None not in put.items or spec not in workflow.receivers(put.queue.text):
+                    continue
+                if put.per is None or put.per.text == spec.key:
+                    message = (
+                        f"'{spec.key}' is joined before the poison pill for it is put on '{put.queue.text}' "
+                        f"(step {later + 1}): the join waits for ever"
+                    )
+                    yield _warning(document, name.where, message, "join-before-pill")
+                    break
+
+
+def bounded_queue_puts(workflow: Workflow, document: Document) -> Iterator[Problem]:
+    """More items put on a bounded queue than it holds, before any process that reads it starts."""
+    for shared in workflow.objects.values():
+        maxsize = int(shared.options.get("maxsize") or 0)
+        if shared.kind not in QUEUE_KINDS or maxsize <= 0:
+            continue
+        readers = {spec.key for spec in workflow.receivers(shared.name)}
+        queued = 0
+        for step in workflow.steps:
+            if isinstance(step, Start) and readers & {name.text for name in step.processes}:
+                break
+            if isinstance(step, Put) and step.queue.text == shared.name:
+                amount = _put_amount(workflow, step, pills_only=False)
+                if amount is None or amount[1]:
+                    break
+                queued += amount[0]
+                if queued > maxsize:
+                    message = (
+                        f"{queued} items are put on '{shared.name}' (maxsize {maxsize}) before any process "
+                        "that gets it is started: the put blocks for ever"
+                    )
+                    yield _warning(document, step.where, message, "queue-full", key=True)
+                    break
+
+
+def terminated_expectations(workflow: Workflow, document: Document) -> Iterator[Problem]:
+    """A process stopped by a `terminate` step that expects only exit codes."""
+    terminated = {name.text for step in workflow.steps if isinstance(step, Terminate) for name in step.processes}
+    for key in sorted(terminated):
+        spec = workflow.processes[key]
+        if spec.expect is not None and spec.expect.exitcodes and not spec.expect.signals:
+            codes = ", ".join(str(code) for code in spec.expect.exitcodes)
+            message = (
+                f"'{key}' is terminated by a step, so it ends by SIGTERM (unless it handles the signal), "
+                f"not with exit code {codes}: expect {{signal: SIGTERM}}"
+            )
+            yield _warning(document, (*spec.where, "expect", "exitcode"), message, "terminate-expectation")
+
+
+def barrier_parties(workflow: Workflow, document: Document) -> Iterator[Problem]:
+    """A barrier waits for more parties than there are processes to reach it."""
+    for shared in workflow.objects.values():
+        getting = workflow.receivers(shared.name) if shared.kind == "barrier" else []
+        if not getting or any(isinstance(spec.replicas, PerCpu) for spec in getting):
+            continue
+        total = sum(spec.replica_count() for spec in getting)
+        parties = int(shared.options.get("parties", 2))
+        if total < parties:
+            message = f"barrier '{shared.name}' waits for {parties} parties but only {total} process(es) get it"
+            yield _warning(document, (*shared.where, "parties"), message, "barrier-parties")
+
+
+def never_started(workflow: Workflow, document: Document) -> Iterator[Problem]:
+    """With explicit steps, a process that no step starts."""
+    if not workflow.steps:
+        return
+    started = {name.text for step in workflow.steps if isinstance(step, Start) for name in step.processes}
+    for spec in workflow.processes.values():
+        if spec.key not in started:
+            message = f"process '{spec.key}' is never started by the steps"
+            yield _warning(document, spec.where, message, "never-started", key=True)
+
+
+HAZARDS = (
+    unused_objects,
+    shared_pipe_ends,
+    waits_that_cannot_end,
+    unconsumed_joins,
+    poison_pills,
+    joins_before_pills,
+    bounded_queue_puts,
+    terminated_expectations,
+    barrier_parties,
+    never_started,
+)
