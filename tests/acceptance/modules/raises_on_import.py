@@ -1,0 +1,3 @@
+"""Raises while being imported."""
+
+raise RuntimeError("the database is not configured")
