@@ -32,7 +32,8 @@ def check_document(document: Document, *, imports: bool = True, import_timeout: 
         return CheckResult(document.path, tuple(problems))
     workflow = from_data(document.data, document.path)
     problems = rules.check(workflow, document)
-    if imports:
+    # Imports from a broken pythonpath would only repeat its problem, once per target.
+    if imports and not any(problem.code == "pythonpath" for problem in problems):
         problems += inspect_targets(workflow, document, timeout=import_timeout)
     return CheckResult(document.path, tuple(sorted(problems)), workflow)
 

@@ -9,3 +9,7 @@ class MprunError(Exception):
 
 class UsageError(MprunError):
     """The command line asked for something that cannot be done (exit status 2)."""
+
+
+# The documented exit statuses of every mprun command.
+OK, FAILED, USAGE, BUG, INTERRUPTED = 0, 1, 2, 3, 130

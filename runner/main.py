@@ -8,10 +8,7 @@ import traceback
 from collections.abc import Sequence
 
 from runner import __version__
-from runner.errors import MprunError, UsageError
-
-# Documented exit statuses.
-OK, FAILED, USAGE, BUG, INTERRUPTED = 0, 1, 2, 3, 130
+from runner.errors import BUG, FAILED, INTERRUPTED, USAGE, MprunError, UsageError
 
 
 def _parser() -> argparse.ArgumentParser:

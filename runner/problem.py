@@ -46,14 +46,15 @@ def count(problems: Iterable[Problem], severity: Severity) -> int:
     return sum(1 for problem in problems if problem.severity == severity)
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """A hint naming the closest choice, or all of them when there are few and none is close."""
+def did_you_mean(word: str, choices: Iterable[str], *, list_all: bool = True) -> str:
+    """A hint naming the closest choice, or (with `list_all`) all of them when there are few."""
     import difflib
 
     options = sorted(choices)
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    same_but_case = [option for option in options if option.lower() == word.lower()]
+    close = same_but_case or difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     if close:
         return f"; did you mean '{close[0]}'?"
-    if 0 < len(options) <= 12:
+    if list_all and 0 < len(options) <= 12:
         return f" (expected one of: {', '.join(options)})"
     return ""

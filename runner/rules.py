@@ -223,7 +223,9 @@ def step_order(workflow: Workflow, document: Document) -> Iterator[Problem]:
 def python_folders(workflow: Workflow, document: Document) -> Iterator[Problem]:
     """Each `pythonpath` entry is an existing folder."""
     for entry, folder in zip(workflow.pythonpath, workflow.python_folders(), strict=True):
-        if not folder.is_dir():
+        if "\0" in entry.text:
+            yield document.problem(entry.where, "a path cannot contain a NUL character", "pythonpath")
+        elif not folder.is_dir():
             what = "is not a folder" if folder.exists() else "does not exist"
             yield document.problem(
                 entry.where, f"pythonpath entry '{entry.text}' {what} (looked for {_shown(folder)})", "pythonpath"

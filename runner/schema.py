@@ -179,7 +179,8 @@ def _explain(error: ValidationError, document: Document) -> Iterator[Problem]:
         yield at(f"{label} must be {expected}, not {_TYPE_NAMES.get(_type_of(instance), _type_of(instance))}")
     elif keyword == "enum":
         choices = [str(choice) for choice in value if choice is not None]
-        yield at(f"{label} must be one of {', '.join(choices)}, not '{instance}'{did_you_mean(str(instance), choices)}")
+        hint = did_you_mean(str(instance), choices, list_all=False)
+        yield at(f"{label} must be one of {', '.join(choices)}, not '{instance}'{hint}")
     elif keyword == "const":
         why = f": {schema['description']}" if "description" in schema else ""
         yield at(f"{label} must be {json.dumps(value)}, not {json.dumps(instance, default=str)}{why}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -100,3 +101,24 @@ def test_github_format_through_the_real_command(tmp_path: Path) -> None:
     result = _run("check", "--format", "github", str(bad))
     assert result.returncode == 1
     assert result.stdout.startswith(f"::error file={bad},line=2,col=25,title=mprun attribute::")
+
+
+def test_a_bug_on_one_file_is_reported_and_the_others_still_checked(tmp_path: Path) -> None:
+    from runner.checker import check_file
+    from runner.commands.check import check
+
+    write(tmp_path, "a.yaml", "version: 1\nprocesses: {p: {target: os:getpid, replicas: 0}}\n")
+    write(tmp_path, "b.yaml", MINIMAL)
+
+    def flaky(path: Path, **options: object) -> object:
+        if path.name == "b.yaml":
+            raise RuntimeError("boom")
+        return check_file(path, **options)  # type: ignore[arg-type]
+
+    out, err = io.StringIO(), io.StringIO()
+    assert check([str(tmp_path)], out=out, err=err, check_one=flaky) == 3
+    assert f"{tmp_path}/a.yaml:2:46: error: 'replicas' must be at least 1" in out.getvalue()
+    assert (
+        f"{tmp_path}/b.yaml:1:1: error: mprun failed while checking this file, a bug to report: RuntimeError: boom"
+        in (out.getvalue())
+    )

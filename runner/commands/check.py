@@ -5,17 +5,19 @@ from __future__ import annotations
 import glob
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TextIO
 
 from runner.checker import CheckResult, check_file
-from runner.errors import UsageError
+from runner.errors import BUG, FAILED, OK, UsageError
 from runner.inspection import DEFAULT_TIMEOUT
+from runner.problem import Problem
 from runner.reporter import REPORTERS
 
 WORKFLOW_SUFFIXES = (".yaml", ".yml")
+INTERNAL_ERROR = "internal-error"
 
 
 def _in_folder(folder: Path) -> list[Path]:
@@ -56,12 +58,17 @@ def check(
     import_timeout: float = DEFAULT_TIMEOUT,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    check_one: Callable[..., CheckResult] = check_file,
 ) -> int:
     """Check every workflow the paths name; 0 when all are valid, 1 when any has an error."""
     files = find_workflows(paths)
 
     def one(path: Path) -> CheckResult:
-        return check_file(path, imports=imports, import_timeout=import_timeout)
+        try:
+            return check_one(path, imports=imports, import_timeout=import_timeout)
+        except Exception as error:  # noqa: BLE001 - a bug on one file must not hide the others' problems
+            message = f"mprun failed while checking this file, a bug to report: {type(error).__name__}: {error}"
+            return CheckResult(str(path), (Problem(str(path), 1, 1, "error", message, INTERNAL_ERROR),))
 
     # Import checks wait on child interpreters, so overlapping them pays; pure parsing does not.
     workers = min(len(files), os.cpu_count() or 1) if imports else 1
@@ -73,4 +80,6 @@ def check(
     if strict:
         results = [CheckResult(r.path, tuple(p.promoted() for p in r.problems), r.workflow) for r in results]
     REPORTERS[output_format](results, out or sys.stdout, err or sys.stderr)
-    return 0 if all(result.ok for result in results) else 1
+    if any(problem.code == INTERNAL_ERROR for result in results for problem in result.problems):
+        return BUG
+    return OK if all(result.ok for result in results) else FAILED
