@@ -12,4 +12,4 @@ class UsageError(MprunError):
 
 
 # The documented exit statuses of every mprun command.
-OK, FAILED, USAGE, BUG, INTERRUPTED = 0, 1, 2, 3, 130
+OK, FAILED, USAGE, BUG, INTERRUPTED, TERMINATED = 0, 1, 2, 3, 130, 143

@@ -14,9 +14,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any, Literal
 
 from runner.document import Document
@@ -106,6 +108,26 @@ def inspect_targets(workflow: Workflow, document: Document, *, timeout: float = 
     return problems
 
 
+# Probes alive now, so that an interrupted `mprun check` can stop them from the main thread
+# while worker threads wait on them.
+_live: set[subprocess.Popen[bytes]] = set()
+_live_lock = threading.Lock()
+_stopping = threading.Event()
+
+
+def stop_all() -> None:
+    """Kill every probe (and what it started) and start no more: mprun is being interrupted."""
+    _stopping.set()
+    with _live_lock:
+        for child in _live:
+            _kill(child)
+
+
+# `python -m runner.probe` must find this package without the user's folder first on sys.path,
+# where a `json.py` of theirs would shadow the probe's own imports.
+_PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+
+
 def _probe(
     folders: list[str], batch: list[tuple[int, TargetCheck]], timeout: float
 ) -> tuple[dict[int, dict[str, str] | None], _Stop | None]:
@@ -118,38 +140,49 @@ def _probe(
     }
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}  # checking must not write into the user's tree
     with tempfile.TemporaryFile() as stderr:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "runner.probe"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            env=env,
-            start_new_session=True,  # so a hang can be killed with all it started
-        )
+        with _live_lock:
+            if _stopping.is_set():
+                raise KeyboardInterrupt
+            child = subprocess.Popen(
+                [sys.executable, "-m", "runner.probe"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                cwd=_PACKAGE_PARENT,
+                env=env,
+                start_new_session=True,  # one group: a hang is killed with all that user code started
+            )
+            _live.add(child)
         assert child.stdin is not None and child.stdout is not None
         try:
-            child.stdin.write(json.dumps(request).encode())
-            child.stdin.close()
-        except BrokenPipeError:
-            pass
-        answers, current, timed_out = _read_answers(child.stdout, timeout)
-        if timed_out:
+            try:
+                child.stdin.write(json.dumps(request).encode())
+                child.stdin.close()
+            except BrokenPipeError:
+                pass
+            answers, current, outcome = _read_answers(child.stdout, timeout)
+        finally:
+            # Also on Ctrl-C: the group is in its own session, out of reach of the terminal's signal.
             _kill(child)
-        code = child.wait()
+            code = child.wait()
+            child.stdout.close()
+            with _live_lock:
+                _live.discard(child)
+        if outcome == "done":
+            return answers, None
         if current is None:
-            if answers or code == 0:
-                return answers, None
-            current = batch[0][0]  # the child died before it began: blame the first target
+            current = next((index for index, _ in batch if index not in answers), batch[0][0])
         module = next(check.module for index, check in batch if index == current)
-        if timed_out:
+        if outcome == "timeout":
             message = f"importing '{module}' did not finish within {timeout:g} s"
         else:
             message = f"importing '{module}' {_death(code)}{_last_line(stderr)}"
         return answers, _Stop(current, message)
 
 
-def _read_answers(stream: IO[bytes], timeout: float) -> tuple[dict[int, dict[str, str] | None], int | None, bool]:
-    """Answers by target index; the index begun but not answered; whether time ran out."""
+def _read_answers(stream: IO[bytes], timeout: float) -> tuple[dict[int, dict[str, str] | None], int | None, str]:
+    """Answers by target index; the index begun but not answered; and how reading ended:
+    `done` (the probe said so), `eof` (it died) or `timeout` (one target took too long)."""
     answers: dict[int, dict[str, str] | None] = {}
     current: int | None = None
     buffer = b""
@@ -159,14 +192,16 @@ def _read_answers(stream: IO[bytes], timeout: float) -> tuple[dict[int, dict[str
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not selector.select(left):
-                return answers, current, True
+                return answers, current, "timeout"
             chunk = os.read(stream.fileno(), 65536)
             if not chunk:
-                return answers, current, False
+                return answers, current, "eof"
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
                 message = json.loads(line)
+                if "done" in message:
+                    return answers, None, "done"
                 if "begin" in message:
                     current = message["begin"]
                     deadline = time.monotonic() + timeout

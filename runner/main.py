@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 
 from runner import __version__
-from runner.errors import BUG, FAILED, INTERRUPTED, USAGE, MprunError, UsageError
+from runner.errors import BUG, FAILED, INTERRUPTED, TERMINATED, USAGE, MprunError, UsageError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,9 +73,19 @@ def _dispatch(args: argparse.Namespace) -> int:
     return schema(output_format=args.format)
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised where mprun is, so that cleanup on the way out runs as for Ctrl-C."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run mprun with `argv` (default: the process's arguments) and return its exit status."""
     args = _parser().parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return _dispatch(args)
     except UsageError as error:
@@ -84,9 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return FAILED
     except KeyboardInterrupt:
         return INTERRUPTED
+    except _Terminated:
+        return TERMINATED
     except BrokenPipeError:
         return FAILED  # the reader went away (`mprun check ... | head`)
     except Exception:  # noqa: BLE001 - the one place a bug becomes an exit status
         print("mprun: internal error: this is a bug in mprun, please report it with this output:", file=sys.stderr)
         traceback.print_exc()
         return BUG
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)

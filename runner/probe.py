@@ -14,6 +14,8 @@ import json
 import os
 import re
 import sys
+import threading
+import time
 from typing import Any, TextIO
 
 from runner.target import split
@@ -161,7 +163,15 @@ def examine(request: dict[str, Any], modules: dict[str, tuple[Any, dict[str, str
     return _shape(request, found) or _binding(request, found)
 
 
+def _watch_parent(parent: int) -> None:
+    """End when mprun does: this interpreter runs in a session of its own, out of its reach."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
 def main() -> None:
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     request = json.load(sys.stdin)
     # Answers go to a private copy of stdout; whatever user code prints lands on stderr.
     answers: TextIO = os.fdopen(os.dup(1), "w", buffering=1)
@@ -172,6 +182,7 @@ def main() -> None:
     for item in request["targets"]:
         answers.write(json.dumps({"begin": item["id"]}) + "\n")
         answers.write(json.dumps({"id": item["id"], "problem": examine(item, modules)}) + "\n")
+    answers.write(json.dumps({"done": True}) + "\n")
     answers.close()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -47,11 +47,58 @@ def _validator() -> Draft202012Validator:
 
 def validate(document: Document) -> list[Problem]:
     """Every schema problem of the document, worded for people and located in the file."""
-    found: dict[tuple[int, int, str], Problem] = {}
-    for error in _validator().iter_errors(document.data):
+    data, misplaced = _misplaced(document)
+    found: dict[tuple[int, int, str], Problem] = {(p.line, p.column, p.message): p for p in misplaced}
+    for error in _validator().iter_errors(data):
         for problem in _explain(error, document):
             found.setdefault((problem.line, problem.column, problem.message), problem)
     return sorted(found.values())
+
+
+def _misplaced(document: Document) -> tuple[Any, list[Problem]]:
+    """Keys indented one level off, explained once (and set right for the rest of validation).
+
+    A wrong indent makes valid YAML of another shape: a step's options beside its kind instead
+    of under it, `steps:` inside `processes`. Validated as written, each gives a handful of
+    errors that all miss the point.
+    """
+    data = document.data
+    if not isinstance(data, dict):
+        return data, []
+    problems: list[Problem] = []
+    schema = load_schema()
+    step_kinds = set(schema["$defs"]["step"]["properties"])
+    steps = data.get("steps")
+    if isinstance(steps, list):
+        steps = list(steps)
+        for index, step in enumerate(steps):
+            if not (isinstance(step, dict) and len(step) > 1):
+                continue
+            kind, *options = list(step)
+            if kind in step_kinds and step[kind] is None and not step_kinds & set(options):
+                names = _quote_all(options)
+                message = (
+                    f"{names} look{'s' if len(options) == 1 else ''} like options of '{kind}': indent them under it"
+                )
+                problems.append(document.problem(("steps", index, options[0]), message, "indentation", key=True))
+                steps[index] = {kind: {name: step[name] for name in options}}
+        data = {**data, "steps": steps}
+    processes = data.get("processes")
+    if isinstance(processes, dict):
+        process_keys = set(schema["$defs"]["process"]["properties"])
+        kept = {}
+        for name, entry in processes.items():
+            looks_like_process = isinstance(entry, dict) and ("target" in entry or "class" in entry)
+            if name in schema["properties"] and not looks_like_process:
+                message = f"'{name}' is indented inside 'processes': move it out, to the top level"
+            elif name in process_keys and not looks_like_process:
+                message = f"'{name}' is indented as a process name: indent it under its process"
+            else:
+                kept[name] = entry
+                continue
+            problems.append(document.problem(("processes", name), message, "indentation", key=True))
+        data = {**data, "processes": kept}
+    return data, problems
 
 
 _TYPE_NAMES = {
@@ -121,11 +168,12 @@ def _fits(schema: Any, instance: object) -> bool:
 
 
 def _label(path: JsonPath) -> str:
+    """How a message names a place: `'replicas'`, `step 3`, `item 2 of 'args'` (people count from 1)."""
     if not path:
         return "the workflow"
     last = path[-1]
     if isinstance(last, int):
-        return f"item {last} of {_label(path[:-1])}"
+        return f"step {last + 1}" if path[:-1] == ("steps",) else f"item {last + 1} of {_label(path[:-1])}"
     return f"'{last}'"
 
 
@@ -211,7 +259,7 @@ def _explain(error: ValidationError, document: Document) -> Iterator[Problem]:
         match = re.match(r"'(.+)' is a dependency of '(.+)'", error.message)
         needed, owner = match.groups() if match else ("?", "?")
         yield at(f"'{owner}' only goes with '{needed}'", (*path, owner), key=True)
-    elif keyword == "not" and isinstance(value, dict) and set(value) == {"required"}:
+    elif keyword == "not" and isinstance(value, dict) and "required" in value:
         names = value["required"]
         yield at(f"{' and '.join(repr(n) for n in names)} cannot be used together", (*path, names[-1]), key=True)
     elif keyword == "pattern":

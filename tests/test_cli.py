@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,55 @@ def test_a_bug_on_one_file_is_reported_and_the_others_still_checked(tmp_path: Pa
         f"{tmp_path}/b.yaml:1:1: error: mprun failed while checking this file, a bug to report: RuntimeError: boom"
         in (out.getvalue())
     )
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("signum,status", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -9)])
+def test_interrupting_a_check_stops_the_import_probes(tmp_path: Path, signum: int, status: int) -> None:
+    write(tmp_path, "slow.py", "import time\ntime.sleep(120)\n")
+    workflows = [write(tmp_path, f"w{i}.yaml", "version: 1\nprocesses: {p: {target: slow:f}}\n") for i in range(2)]
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    mprun = subprocess.Popen(
+        [sys.executable, "-m", "runner", "check", "--import-timeout", "60", *map(str, workflows)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while len(_children(mprun.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        probes = _children(mprun.pid)
+        assert len(probes) == 2, "both files' probes should be importing by now"
+        mprun.send_signal(signum)
+        assert mprun.wait(timeout=10) == status
+        assert "Traceback" not in mprun.communicate()[1]
+        # After SIGKILL nothing of mprun's ran: the probes notice their parent is gone.
+        deadline = time.monotonic() + 3
+        while any(_alive(pid) for pid in probes) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in probes if _alive(pid)], "a probe outlived mprun"
+    finally:
+        mprun.kill()
+        mprun.wait()

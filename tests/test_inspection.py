@@ -29,6 +29,8 @@ MODULES = {
     "quits.py": "import os\nos._exit(3)\n",
     "threads.py": "import threading, time\nthreading.Thread(target=time.sleep, args=(60,)).start()\ndef f(): pass\n",
     "broken_dep.py": "import not_installed_anywhere\n",
+    "forks.py": "import os, time\nif os.fork() == 0:\n    time.sleep(30)\n    os._exit(0)\ndef f(): pass\n",
+    "json.py": "raise RuntimeError('a user module named like the standard library')\n",
 }
 
 
@@ -124,3 +126,16 @@ def test_no_import_runs_no_user_code(project: Path, tmp_path: Path) -> None:
     path = project / "w.yaml"
     path.write_text("version: 1\nprocesses:\n  p: {target: raises:f}\n")
     assert check_file(path, imports=False).problems == ()
+
+
+def test_a_module_that_leaves_a_child_running_does_not_cost_the_timeout(project: Path) -> None:
+    started = time.monotonic()
+    assert check(project, "  p: {target: forks:f}\n", timeout=20) == []
+    assert time.monotonic() - started < 5
+
+
+def test_user_modules_named_like_the_standard_library_do_not_break_the_probe(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project)  # where the user runs mprun, with their json.py beside them
+    assert check(project, "  p: {target: jobs:worker, args: [1, 2]}\n") == []

@@ -24,6 +24,7 @@ NO_DEFAULT = {
     "per",
     "processes",
     "version",
+    "parties",
     "name",
     "start",
     "join",

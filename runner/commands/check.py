@@ -12,7 +12,7 @@ from typing import TextIO
 
 from runner.checker import CheckResult, check_file
 from runner.errors import BUG, FAILED, OK, UsageError
-from runner.inspection import DEFAULT_TIMEOUT
+from runner.inspection import DEFAULT_TIMEOUT, stop_all
 from runner.problem import Problem
 from runner.reporter import REPORTERS
 
@@ -72,11 +72,15 @@ def check(
 
     # Import checks wait on child interpreters, so overlapping them pays; pure parsing does not.
     workers = min(len(files), os.cpu_count() or 1) if imports else 1
-    if workers > 1:
-        with ThreadPoolExecutor(workers) as pool:
-            results = list(pool.map(one, files))
-    else:
-        results = [one(path) for path in files]
+    pool = ThreadPoolExecutor(workers)
+    try:
+        results = list(pool.map(one, files))
+    except BaseException:
+        # Interrupted: the import probes run in sessions of their own, so no signal reached them.
+        pool.shutdown(wait=False, cancel_futures=True)
+        stop_all()
+        raise
+    pool.shutdown()
     if strict:
         results = [CheckResult(r.path, tuple(p.promoted() for p in r.problems), r.workflow) for r in results]
     REPORTERS[output_format](results, out or sys.stdout, err or sys.stderr)
