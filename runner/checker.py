@@ -9,7 +9,7 @@ from runner import rules, schema
 from runner.document import Document, load, parse
 from runner.inspection import DEFAULT_TIMEOUT, inspect_targets
 from runner.problem import Problem
-from runner.workflow import Workflow, from_data
+from runner.workflow import Workflow, from_data, holds_plain_data
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def check_document(document: Document, *, imports: bool = True, import_timeout: 
 
 def check_file(path: str | Path, *, imports: bool = True, import_timeout: float = DEFAULT_TIMEOUT) -> CheckResult:
     """Every problem of one workflow file."""
-    document, problems = load(path)
+    document, problems = load(path, plain_data=holds_plain_data)
     return _finish(str(path), document, problems, imports, import_timeout)
 
 
@@ -48,7 +48,7 @@ def check_text(
     text: str, path: str = "<text>", *, imports: bool = True, import_timeout: float = DEFAULT_TIMEOUT
 ) -> CheckResult:
     """Every problem of workflow text; `path` names it in the problems (and anchors pythonpath)."""
-    document, problems = parse(text, path)
+    document, problems = parse(text, path, plain_data=holds_plain_data)
     return _finish(path, document, problems, imports, import_timeout)
 
 
@@ -62,4 +62,7 @@ def _finish(
     result = check_document(document, imports=imports and not problems, import_timeout=import_timeout)
     if not problems:
         return result
-    return CheckResult(path, tuple(sorted(problems + list(result.problems))), result.workflow)
+    # A key YAML read as a number is also a bad name to the schema: say it once.
+    taken = {(problem.line, problem.column) for problem in problems}
+    later = [problem for problem in result.problems if (problem.line, problem.column) not in taken]
+    return CheckResult(path, tuple(sorted(problems + later)), result.workflow)

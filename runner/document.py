@@ -7,6 +7,7 @@ loader: no Python tags) and build the data ourselves, keeping each node's mark b
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,8 +96,9 @@ def _at(node: Node) -> Position:
 class _Builder:
     """Turns a composed node graph into plain data, recording positions and problems."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, plain_data: Callable[[JsonPath], bool]) -> None:
         self.path = path
+        self.plain_data = plain_data
         self.values: dict[JsonPath, Position] = {}
         self.keys: dict[JsonPath, Position] = {}
         self.problems: list[Problem] = []
@@ -143,9 +145,9 @@ class _Builder:
             self.report(self.at(node), f"cannot read this value: {problem}", "yaml", path)
             return None
 
-    def mapping(self, node: MappingNode, path: JsonPath, depth: int) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        first_seen: dict[str, Position] = {}
+    def mapping(self, node: MappingNode, path: JsonPath, depth: int) -> dict[Any, Any]:
+        result: dict[Any, Any] = {}
+        first_seen: dict[Any, Position] = {}
         for key_node, value_node, merged in self.entries(node, path, depth):
             name = self.key(key_node, path)
             if name is None:
@@ -192,12 +194,12 @@ class _Builder:
                     merged.append((key, value, True))
         return explicit + merged
 
-    def key(self, node: Node, path: JsonPath) -> str | None:
+    def key(self, node: Node, path: JsonPath) -> Any:
         if not isinstance(node, ScalarNode):
             self.report(self.at(node), "a key must be a plain string, not a list or a mapping", "yaml-key", path)
             return None
         value = self.scalar(node, path)
-        if not isinstance(value, str):
+        if not isinstance(value, str) and not self.plain_data(path):
             kind = "null" if value is None else type(value).__name__
             self.report(
                 self.at(node), f"key '{node.value}' is read as {kind}: quote it to make it a string", "yaml-key", path
@@ -251,8 +253,18 @@ class _AliasAwareLoader(yaml.SafeLoader):
         return None if node is None else _through(node, mark)
 
 
-def parse(text: str, path: str) -> tuple[Document | None, list[Problem]]:
-    """Parse workflow text; the document is None when nothing usable could be read."""
+def _nowhere(path: JsonPath) -> bool:
+    return False
+
+
+def parse(
+    text: str, path: str, *, plain_data: Callable[[JsonPath], bool] = _nowhere
+) -> tuple[Document | None, list[Problem]]:
+    """Parse workflow text; the document is None when nothing usable could be read.
+
+    Keys must be strings, as in JSON, except in mappings for which `plain_data(path)` is true:
+    there `{1: a}` keeps its integer key, as Python data would.
+    """
     loader = _AliasAwareLoader if "*" in text else _Loader
     try:
         root = yaml.compose(text, Loader=loader)
@@ -262,7 +274,7 @@ def parse(text: str, path: str) -> tuple[Document | None, list[Problem]]:
         return None, [Problem(path, 1, 1, "error", "the document nests too deeply to read", "yaml-syntax")]
     if root is None:
         return None, [Problem(path, 1, 1, "error", "the file holds no YAML document", "empty")]
-    builder = _Builder(path)
+    builder = _Builder(path, plain_data)
     try:
         data = builder.build(root, (), 0)
     except _Abort as abort:
@@ -272,7 +284,9 @@ def parse(text: str, path: str) -> tuple[Document | None, list[Problem]]:
     return document, builder.problems
 
 
-def load(path: str | Path) -> tuple[Document | None, list[Problem]]:
+def load(
+    path: str | Path, *, plain_data: Callable[[JsonPath], bool] = _nowhere
+) -> tuple[Document | None, list[Problem]]:
     """Read and parse a workflow file; unreadable files become problems too."""
     name = str(path)
     try:
@@ -288,4 +302,4 @@ def load(path: str | Path) -> tuple[Document | None, list[Problem]]:
         byte = raw[error.start : error.start + 1].hex()
         message = f"the file is not UTF-8: byte 0x{byte} cannot be decoded"
         return None, [Problem(name, where.line, where.column, "error", message, "encoding")]
-    return parse(text, name)
+    return parse(text, name, plain_data=plain_data)

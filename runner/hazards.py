@@ -7,10 +7,12 @@ up. Each rule is a function like those in `runner.rules`, yielding warnings (err
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from typing import Any
 
 from runner.document import Document
-from runner.problem import Problem
+from runner.problem import JsonPath, Problem
 from runner.workflow import (
     KIND_WORDS,
     QUEUE_KINDS,
@@ -274,7 +276,65 @@ def never_started(workflow: Workflow, document: Document) -> Iterator[Problem]:
             yield _warning(document, spec.where, message, "never-started", key=True)
 
 
+def forgotten_dollars(workflow: Workflow, document: Document) -> Iterator[Problem]:
+    """A process argument that is the bare name of a shared object: `tasks` for `$tasks`."""
+    for spec in workflow.processes.values():
+        for where, text in _strings(spec.args, (*spec.where, "args")) + _strings(spec.kwargs, (*spec.where, "kwargs")):
+            name, _, end = text.partition(".")
+            shared = workflow.objects.get(name)
+            if shared is not None and (not end or shared.kind == "pipe"):
+                message = (
+                    f"'{text}' is passed as plain text, though it is the name of {KIND_WORDS[shared.kind]}: "
+                    f"write '${text}' to pass the object"
+                )
+                yield _warning(document, where, message, "missing-dollar")
+
+
+def _strings(value: Any, where: JsonPath) -> list[tuple[JsonPath, str]]:
+    if isinstance(value, str):
+        return [(where, value)]
+    if isinstance(value, (tuple, dict)):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        return [found for key, item in items for found in _strings(item, (*where, key))]
+    return []
+
+
+def gets_before_writers(workflow: Workflow, document: Document) -> Iterator[Problem]:
+    """A `get` with no timeout before anything that could put on the queue has started."""
+    started: set[str] = set()
+    for index, step in enumerate(workflow.steps):
+        if isinstance(step, Start):
+            started.update(name.text for name in step.processes)
+        if not isinstance(step, Get) or step.timeout is not None:
+            continue
+        writers = [spec.key for spec in workflow.receivers(step.queue.text)]
+        put_before = any(i < index for i, _ in workflow.steps_on(step.queue.text, Put))
+        if not put_before and not started & set(writers):
+            message = (
+                f"nothing that puts on '{step.queue.text}' has been started before this get (with no "
+                "timeout): it waits for ever"
+            )
+            yield _warning(document, step.queue.where, message, "get-before-writer")
+
+
+def shadowed_modules(workflow: Workflow, document: Document) -> Iterator[Problem]:
+    """A module in a `pythonpath` folder named like one of the standard library's (`queue.py`):
+    first on sys.path, it replaces the real one for multiprocessing and everything else."""
+    for index, folder in enumerate(workflow.python_folders()):
+        names = {path.stem for path in folder.glob("*.py")}
+        names |= {path.parent.name for path in folder.glob("*/__init__.py")}
+        for name in sorted(names & sys.stdlib_module_names):
+            message = (
+                f"'{name}' in pythonpath folder '{workflow.pythonpath[index].text}' hides the standard "
+                f"library's '{name}' module from every process of this workflow: rename it"
+            )
+            yield _warning(document, ("pythonpath", index), message, "shadows-stdlib")
+
+
 HAZARDS = (
+    shadowed_modules,
+    forgotten_dollars,
+    gets_before_writers,
     unused_objects,
     shared_pipe_ends,
     waits_that_cannot_end,

@@ -13,6 +13,17 @@ from runner import __version__
 from runner.errors import BUG, FAILED, INTERRUPTED, TERMINATED, USAGE, MprunError, UsageError
 
 
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds, at most an hour."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: '{text}'") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3600 seconds, not '{text}'")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mprun", description="Run Python multiprocessing graphs described in YAML, and check them."
@@ -26,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Validate workflow files: YAML, schema, "
         "cross-references and Python targets. Exit 0 when all are valid, 1 when any has an error, 2 on usage errors.",
     )
-    check.add_argument("paths", nargs="+", metavar="PATH", help="workflow files, folders or glob patterns")
+    check.add_argument(
+        "paths", nargs="+", metavar="PATH", help="workflow files, folders, glob patterns, or - for standard input"
+    )
     check.add_argument(
         "--format",
         choices=("text", "json", "github"),
@@ -39,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "--import-timeout",
-        type=float,
+        type=_seconds,
         default=10.0,
         metavar="SECONDS",
         help="how long one target's import may take (default: 10)",

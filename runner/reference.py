@@ -119,7 +119,8 @@ def markdown() -> str:
         shorthand = prop.get("type") != "object"
         if options.get("properties"):
             if shorthand:
-                out += ["", f"Also written as `{kind}: NAME`, with every option at its default."]
+                forms = f"`{kind}: NAME`" + (f" or `{kind}: [NAME, ...]`" if "list" in _type(prop) else "")
+                out += ["", f"Also written as {forms}, with every option at its default."]
             out += ["", *_table(options["properties"], options.get("required", []))]
         else:
             out += ["", f"Value: {_type(prop)}."]

@@ -26,7 +26,9 @@ def text(results: Sequence[CheckResult], out: TextIO, err: TextIO) -> None:
     """`path:line:col: severity: message`, the form compilers use and editors jump to."""
     for result in results:
         for p in result.problems:
-            out.write(f"{p.file}:{p.line}:{p.column}: {p.severity}: {p.message} [{p.code}]\n")
+            # One line per problem, whatever user code put in an exception message.
+            message = " ".join(p.message.splitlines())
+            out.write(f"{p.file}:{p.line}:{p.column}: {p.severity}: {message} [{p.code}]\n")
     err.write(_summary(results) + "\n")
 
 

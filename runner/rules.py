@@ -7,6 +7,7 @@ assume the document passed the schema.
 from __future__ import annotations
 
 import array
+import math
 import signal
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -295,7 +296,27 @@ def put_data(workflow: Workflow, document: Document) -> Iterator[Problem]:
                 )
 
 
+def finite_durations(workflow: Workflow, document: Document) -> Iterator[Problem]:
+    """Timeouts, graces and sleeps are finite: YAML's `.inf` and `.nan` are numbers to the schema."""
+    for step in workflow.steps:
+        for field in ("timeout", "grace", "seconds"):
+            value = getattr(step, field, None)
+            if isinstance(value, float) and not math.isfinite(value):
+                where = step.where if field == "seconds" else (*step.where, field)
+                hint = ": leave the timeout out (or null) to wait for ever" if field == "timeout" else ""
+                yield document.problem(where, f"'{value}' is not a number of seconds{hint}", "schema-minimum")
+    for shared in workflow.objects.values():
+        timeout = shared.options.get("timeout")
+        if isinstance(timeout, float) and not math.isfinite(timeout):
+            yield document.problem(
+                (*shared.where, "timeout"),
+                f"'{timeout}' is not a number of seconds: leave the timeout out (or null) to wait for ever",
+                "schema-minimum",
+            )
+
+
 RULES: tuple[Rule, ...] = (
+    finite_durations,
     put_data,
     unique_names,
     process_name_templates,

@@ -81,6 +81,18 @@ class ReplicaIndex:
     text: ClassVar[str] = "$replica"
 
 
+def holds_plain_data(path: JsonPath) -> bool:
+    """Whether the mapping at `path` is user data (arguments, items), whose keys may be any scalar."""
+    match path:
+        case ("processes", _, "args", *_) | ("processes", _, "kwargs", _, *_):
+            return True
+        case ("steps", _, "put", "item" | "items" | "args", *_) | ("steps", _, "put", "kwargs", _, *_):
+            return True
+        case ("dicts", _, "items", *_) | ("lists", _, "items", *_) | ("namespaces", _, "attributes", _, *_):
+            return True
+    return False
+
+
 def parse_arguments(value: Any, where: JsonPath) -> Any:
     """Plain data with `$` strings turned into references; `$$` escapes a literal `$`."""
     if isinstance(value, str) and value.startswith("$"):

@@ -176,3 +176,42 @@ def test_interrupting_a_check_stops_the_import_probes(tmp_path: Path, signum: in
     finally:
         mprun.kill()
         mprun.wait()
+
+
+def test_globs_take_workflows_from_matched_folders_and_skip_other_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(tmp_path, "a.yaml", MINIMAL)
+    write(tmp_path, "jobs.py", "def f(): pass\n")
+    write(tmp_path, ".pre-commit-config.yaml", "repos: []\n")
+    (tmp_path / "sub").mkdir()
+    write(tmp_path / "sub", "b.yml", MINIMAL)
+    assert main(["check", "--no-import", str(tmp_path / "*")]) == 0
+    assert capsys.readouterr().err == "2 files checked: no problems\n"
+    assert main(["check", "--no-import", str(tmp_path)]) == 0
+    assert capsys.readouterr().err == "2 files checked: no problems\n"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "inf", "nan", "1e308", "soon"])
+def test_import_timeout_must_be_a_sensible_number(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["check", "--import-timeout", value, "workflows"])
+    assert exit_info.value.code == 2
+    assert "--import-timeout" in capsys.readouterr().err
+
+
+def test_standard_input_is_checked_as_a_file_in_the_current_folder(tmp_path: Path) -> None:
+    write(tmp_path, "jobs.py", "def work(n): pass\n")
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    text = "version: 1\nprocesses:\n  p: {target: jobs:work, args: [1, 2]}\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", "check", "-"],
+        input=text,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stdout.startswith("<stdin>:3:32: error: 'jobs:work(n)' cannot be called with 2 positional")

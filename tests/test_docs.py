@@ -42,3 +42,18 @@ def test_the_shipped_workflows_carry_the_schema_modeline() -> None:
     for path in sorted(WORKFLOWS.glob("*.yaml")):
         first = path.read_text(encoding="utf-8").splitlines()[0]
         assert first == "# yaml-language-server: $schema=../schemas/workflow.schema.json", path
+
+
+def test_the_check_example_in_the_readme_is_what_mprun_prints() -> None:
+    import subprocess
+    import sys
+
+    printed = re.search(r"`mprun check (\S+)` prints, and exits 1:\n\n```text\n(.+?)```", README, re.S)
+    assert printed is not None
+    path, expected = printed.groups()
+    example = re.search(r"For\n\[`" + re.escape(path) + r"`\]\(\S+\):\n\n```yaml\n(.+?)```", README, re.S)
+    assert example is not None and example.group(1) == (ROOT / path).read_text(), "the README shows another file"
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", "check", path], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert (result.returncode, result.stdout) == (1, expected)

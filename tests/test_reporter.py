@@ -22,7 +22,9 @@ def render(reporter: object) -> tuple[str, str]:
 
 def test_text_is_file_line_col_severity_message() -> None:
     out, err = render(text)
-    assert out.splitlines()[0] == "w.yaml:3:5: error: unknown key 'a,b'; 50% off"
+    assert out.splitlines()[0] == (
+        "w.yaml:3:5: error: unknown key 'a,b'; 50% off second line [schema-additionalProperties]"
+    )
     assert "w.yaml:7:1: warning: queue 'q' is never used [unused-queue]" in out
     assert err == "2 files checked: 1 error, 1 warning\n"
 
