@@ -1,13 +1,17 @@
-"""Check one workflow file: YAML, then the schema, then the rules, then the Python targets."""
+"""Check one workflow: YAML, the schema, the rules, the Python targets, then the warnings.
+
+Each stage runs on what the one before accepted, so that a problem is reported once and not
+again as the knock-on errors of later stages.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner import rules, schema
-from runner.document import Document, load, parse
-from runner.inspection import DEFAULT_TIMEOUT, inspect_targets
+from runner import hazards, rules, schema
+from runner.document import Document, load, parse, parse_bytes
+from runner.inspection import DEFAULT_TIMEOUT, Probes, inspect_targets
 from runner.problem import Problem
 from runner.workflow import Workflow, from_data, holds_plain_data
 
@@ -22,26 +26,49 @@ class CheckResult:
 
     @property
     def ok(self) -> bool:
+        """No problem of error severity (warnings allowed)."""
         return not any(problem.severity == "error" for problem in self.problems)
 
 
-def check_document(document: Document, *, imports: bool = True, import_timeout: float = DEFAULT_TIMEOUT) -> CheckResult:
-    """Check a parsed document. Later stages run only on what earlier ones accepted."""
+def check_document(
+    document: Document, *, imports: bool = True, import_timeout: float = DEFAULT_TIMEOUT, probes: Probes | None = None
+) -> CheckResult:
+    """Check a parsed document: the schema, the rules, the Python targets, then the warnings."""
     problems = schema.validate(document)
     if problems:
         return CheckResult(document.path, tuple(problems))
     workflow = from_data(document.data, document.path)
     problems = rules.check(workflow, document)
+    folders = list(rules.python_folders(workflow, document))
+    problems += folders
     # Imports from a broken pythonpath would only repeat its problem, once per target.
-    if imports and not any(problem.code == "pythonpath" for problem in problems):
-        problems += inspect_targets(workflow, document, timeout=import_timeout)
+    if imports and not folders:
+        problems += inspect_targets(workflow, document, timeout=import_timeout, probes=probes)
+    # Warnings assume a sound workflow; next to errors they are mostly echoes of them.
+    if not any(problem.severity == "error" for problem in problems):
+        problems += hazards.check(workflow, document)
     return CheckResult(document.path, tuple(sorted(problems)), workflow)
 
 
-def check_file(path: str | Path, *, imports: bool = True, import_timeout: float = DEFAULT_TIMEOUT) -> CheckResult:
+def check_file(
+    path: str | Path, *, imports: bool = True, import_timeout: float = DEFAULT_TIMEOUT, probes: Probes | None = None
+) -> CheckResult:
     """Every problem of one workflow file."""
     document, problems = load(path, plain_data=holds_plain_data)
-    return _finish(str(path), document, problems, imports, import_timeout)
+    return _finish(str(path), document, problems, imports, import_timeout, probes)
+
+
+def check_bytes(
+    raw: bytes,
+    name: str,
+    *,
+    imports: bool = True,
+    import_timeout: float = DEFAULT_TIMEOUT,
+    probes: Probes | None = None,
+) -> CheckResult:
+    """Every problem of a workflow read from elsewhere (standard input), as if it were file `name`."""
+    document, problems = parse_bytes(raw, name, plain_data=holds_plain_data)
+    return _finish(name, document, problems, imports, import_timeout, probes)
 
 
 def check_text(
@@ -49,20 +76,25 @@ def check_text(
 ) -> CheckResult:
     """Every problem of workflow text; `path` names it in the problems (and anchors pythonpath)."""
     document, problems = parse(text, path, plain_data=holds_plain_data)
-    return _finish(path, document, problems, imports, import_timeout)
+    return _finish(path, document, problems, imports, import_timeout, None)
 
 
 def _finish(
-    path: str, document: Document | None, problems: list[Problem], imports: bool, import_timeout: float
+    path: str,
+    document: Document | None,
+    problems: list[Problem],
+    imports: bool,
+    import_timeout: float,
+    probes: Probes | None,
 ) -> CheckResult:
-    # YAML problems inside a readable document (duplicate keys, non-string keys) are reported
-    # with the schema's findings; a document that could not be read at all stops here.
+    # YAML problems inside a readable document (duplicate keys, keys read as numbers) are
+    # reported with the schema's findings; a document that could not be read stops here.
     if document is None:
         return CheckResult(path, tuple(problems))
-    result = check_document(document, imports=imports and not problems, import_timeout=import_timeout)
+    result = check_document(document, imports=imports and not problems, import_timeout=import_timeout, probes=probes)
     if not problems:
         return result
     # A key YAML read as a number is also a bad name to the schema: say it once.
-    taken = {(problem.line, problem.column) for problem in problems}
-    later = [problem for problem in result.problems if (problem.line, problem.column) not in taken]
+    keys = {(problem.line, problem.column) for problem in problems if problem.code == "yaml-key"}
+    later = [problem for problem in result.problems if (problem.line, problem.column) not in keys]
     return CheckResult(path, tuple(sorted(problems + later)), result.workflow)

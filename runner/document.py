@@ -226,13 +226,15 @@ def _position_of_offset(data: bytes | str, offset: int) -> Position:
     return Position(data.count(newline, 0, offset) + 1, offset - line_start + 1)  # type: ignore[arg-type]
 
 
-def _syntax_problem(path: str, text: str, error: yaml.YAMLError) -> Problem:
+def _syntax_problem(path: str, text: str, error: yaml.YAMLError, *, offsets_in_bytes: bool) -> Problem:
     if isinstance(error, yaml.MarkedYAMLError):
         explained = explain(text, error)
         where = Position(explained.line, explained.column)
         message = explained.message
     else:  # the reader's errors (control characters) carry an offset, not a mark
         offset = getattr(error, "position", None)
+        if isinstance(offset, int) and offsets_in_bytes:  # libyaml counts UTF-8 bytes
+            offset = len(text.encode()[:offset].decode(errors="ignore"))
         where = _position_of_offset(text, offset) if isinstance(offset, int) else _START
         message = str(error).splitlines()[0]
     return Problem(path, where.line, where.column, "error", f"invalid YAML: {message}", "yaml-syntax")
@@ -269,7 +271,7 @@ def parse(
     try:
         root = yaml.compose(text, Loader=loader)
     except yaml.YAMLError as error:
-        return None, [_syntax_problem(path, text, error)]
+        return None, [_syntax_problem(path, text, error, offsets_in_bytes=loader is not _AliasAwareLoader)]
     except RecursionError:
         return None, [Problem(path, 1, 1, "error", "the document nests too deeply to read", "yaml-syntax")]
     if root is None:
@@ -295,6 +297,13 @@ def load(
         return None, [Problem(name, 1, 1, "error", "is a directory, not a workflow file", "file")]
     except OSError as error:
         return None, [Problem(name, 1, 1, "error", f"cannot read the file: {error.strerror}", "file")]
+    return parse_bytes(raw, name, plain_data=plain_data)
+
+
+def parse_bytes(
+    raw: bytes, name: str, *, plain_data: Callable[[JsonPath], bool] = _nowhere
+) -> tuple[Document | None, list[Problem]]:
+    """Parse a workflow's bytes, which must be UTF-8 (a byte order mark is allowed)."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:

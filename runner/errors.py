@@ -11,5 +11,9 @@ class UsageError(MprunError):
     """The command line asked for something that cannot be done (exit status 2)."""
 
 
-# The documented exit statuses of every mprun command.
+class Bug(MprunError):
+    """mprun itself failed, after reporting what it could (exit status 3)."""
+
+
+# Exit statuses, as the README documents them: scripts and CI depend on these numbers.
 OK, FAILED, USAGE, BUG, INTERRUPTED, TERMINATED = 0, 1, 2, 3, 130, 143

@@ -346,3 +346,8 @@ HAZARDS = (
     barrier_parties,
     never_started,
 )
+
+
+def check(workflow: Workflow, document: Document) -> list[Problem]:
+    """Every warning of a workflow that has no error."""
+    return [problem for hazard in HAZARDS for problem in hazard(workflow, document)]

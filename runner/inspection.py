@@ -7,6 +7,7 @@ its own line; the child is then restarted for the targets after it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -80,14 +81,21 @@ class _Stop:
     message: str
 
 
-def inspect_targets(workflow: Workflow, document: Document, *, timeout: float = DEFAULT_TIMEOUT) -> list[Problem]:
-    """Problems with the workflow's Python targets; each import bounded by `timeout` seconds."""
+def inspect_targets(
+    workflow: Workflow, document: Document, *, timeout: float = DEFAULT_TIMEOUT, probes: Probes | None = None
+) -> list[Problem]:
+    """Problems with the workflow's Python targets; each import bounded by `timeout` seconds.
+
+    `probes` tracks the child interpreters, so that a caller running several checks at once can
+    stop them all when it is interrupted.
+    """
+    probes = probes or Probes()
     checks = target_checks(workflow)
     folders = [str(folder) for folder in workflow.python_folders()]
     answers: dict[int, dict[str, str] | None] = {}
     pending = list(range(len(checks)))
     while pending:
-        got, stop = _probe(folders, [(index, checks[index]) for index in pending], timeout)
+        got, stop = probes.run(folders, [(index, checks[index]) for index in pending], timeout)
         answers.update(got)
         if stop is not None:
             # Every target in the module that hung or crashed would do the same again.
@@ -108,19 +116,8 @@ def inspect_targets(workflow: Workflow, document: Document, *, timeout: float = 
     return problems
 
 
-# Probes alive now, so that an interrupted `mprun check` can stop them from the main thread
-# while worker threads wait on them.
-_live: set[subprocess.Popen[bytes]] = set()
-_live_lock = threading.Lock()
-_stopping = threading.Event()
-
-
-def stop_all() -> None:
-    """Kill every probe (and what it started) and start no more: mprun is being interrupted."""
-    _stopping.set()
-    with _live_lock:
-        for child in _live:
-            _kill(child)
+class Interrupted(Exception):
+    """The run these probes belong to was stopped; no probe may start."""
 
 
 # `python -m runner.probe` must find this package without the user's folder first on sys.path,
@@ -128,21 +125,70 @@ def stop_all() -> None:
 _PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 
 
-def _probe(
-    folders: list[str], batch: list[tuple[int, TargetCheck]], timeout: float
-) -> tuple[dict[int, dict[str, str] | None], _Stop | None]:
-    request = {
-        "path": folders,
-        "targets": [
-            {"id": index, "target": c.target, "role": c.role, "nargs": c.nargs, "kwargs": list(c.kwargs)}
-            for index, c in batch
-        ],
-    }
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}  # checking must not write into the user's tree
-    with tempfile.TemporaryFile() as stderr:
-        with _live_lock:
-            if _stopping.is_set():
-                raise KeyboardInterrupt
+class Probes:
+    """The child interpreters of one check run: started one per batch of targets, and all
+    killable at once. Each runs in a session of its own, out of reach of the terminal's Ctrl-C,
+    so that a hang can be killed together with everything user code started."""
+
+    def __init__(self) -> None:
+        self._live: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def stop(self) -> None:
+        """Kill every probe and what it started, and start no more."""
+        with self._lock:
+            self._stopped = True
+            for child in self._live:
+                _kill(child)
+
+    def run(
+        self, folders: list[str], batch: list[tuple[int, TargetCheck]], timeout: float
+    ) -> tuple[dict[int, dict[str, str] | None], _Stop | None]:
+        """Answers for a batch of targets, and why the probe stopped early, if it did."""
+        request = {
+            "path": folders,
+            "targets": [
+                {"id": index, "target": c.target, "role": c.role, "nargs": c.nargs, "kwargs": list(c.kwargs)}
+                for index, c in batch
+            ],
+        }
+        with tempfile.TemporaryFile() as stderr:
+            child = self._start(stderr)
+            assert child.stdin is not None and child.stdout is not None
+            try:
+                with child.stdin:
+                    try:
+                        child.stdin.write(json.dumps(request).encode())
+                    except BrokenPipeError:
+                        pass
+                answers, current, outcome = _read_answers(child.stdout, timeout)
+                if outcome == "eof":
+                    # It died by itself: let it finish dying, so that its own exit status is reported.
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        child.wait(timeout=2)
+            finally:
+                _kill(child)  # also what user code left running in the group
+                with self._lock:
+                    self._live.discard(child)  # before the wait: a reaped group id may be reused
+                code = child.wait()
+                child.stdout.close()
+            if outcome == "done":
+                return answers, None
+            if current is None:
+                current = next((index for index, _ in batch if index not in answers), batch[0][0])
+            module = next(check.module for index, check in batch if index == current)
+            if outcome == "timeout":
+                message = f"importing '{module}' did not finish within {timeout:g} s"
+            else:
+                message = f"importing '{module}' {_death(code)}{_last_line(stderr)}"
+            return answers, _Stop(current, message)
+
+    def _start(self, stderr: IO[bytes]) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}  # checking must not write into the user's tree
+        with self._lock:
+            if self._stopped:
+                raise Interrupted
             child = subprocess.Popen(
                 [sys.executable, "-m", "runner.probe"],
                 stdin=subprocess.PIPE,
@@ -150,34 +196,10 @@ def _probe(
                 stderr=stderr,
                 cwd=_PACKAGE_PARENT,
                 env=env,
-                start_new_session=True,  # one group: a hang is killed with all that user code started
+                start_new_session=True,
             )
-            _live.add(child)
-        assert child.stdin is not None and child.stdout is not None
-        try:
-            try:
-                child.stdin.write(json.dumps(request).encode())
-                child.stdin.close()
-            except BrokenPipeError:
-                pass
-            answers, current, outcome = _read_answers(child.stdout, timeout)
-        finally:
-            # Also on Ctrl-C: the group is in its own session, out of reach of the terminal's signal.
-            _kill(child)
-            code = child.wait()
-            child.stdout.close()
-            with _live_lock:
-                _live.discard(child)
-        if outcome == "done":
-            return answers, None
-        if current is None:
-            current = next((index for index, _ in batch if index not in answers), batch[0][0])
-        module = next(check.module for index, check in batch if index == current)
-        if outcome == "timeout":
-            message = f"importing '{module}' did not finish within {timeout:g} s"
-        else:
-            message = f"importing '{module}' {_death(code)}{_last_line(stderr)}"
-        return answers, _Stop(current, message)
+            self._live.add(child)
+            return child
 
 
 def _read_answers(stream: IO[bytes], timeout: float) -> tuple[dict[int, dict[str, str] | None], int | None, str]:

@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Sequence
 
 from runner import __version__
-from runner.errors import BUG, FAILED, INTERRUPTED, TERMINATED, USAGE, MprunError, UsageError
+from runner.errors import BUG, FAILED, INTERRUPTED, TERMINATED, USAGE, Bug, MprunError, UsageError
 
 
 def _seconds(text: str) -> float:
@@ -104,6 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"mprun: error: {error}", file=sys.stderr)
         return USAGE
+    except Bug as error:
+        print(f"mprun: internal error: {error}; this is a bug in mprun, please report it", file=sys.stderr)
+        return BUG
     except MprunError as error:
         print(f"mprun: {error}", file=sys.stderr)
         return FAILED

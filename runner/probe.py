@@ -22,7 +22,11 @@ from runner.target import split
 
 
 def _describe(error: BaseException) -> str:
-    text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    try:
+        said = str(error)
+    except BaseException:  # noqa: BLE001 - a user exception whose __str__ raises
+        said = ""
+    text = f"{type(error).__name__}: {said}" if said else type(error).__name__
     frames = [frame for frame in _frames(error) if "importlib" not in frame[0]]
     if frames:
         filename, line = frames[-1]
@@ -181,7 +185,11 @@ def main() -> None:
     modules: dict[str, tuple[Any, dict[str, str] | None]] = {}
     for item in request["targets"]:
         answers.write(json.dumps({"begin": item["id"]}) + "\n")
-        answers.write(json.dumps({"id": item["id"], "problem": examine(item, modules)}) + "\n")
+        try:
+            problem = examine(item, modules)
+        except BaseException as error:  # noqa: BLE001 - a __signature__ or metaclass of user code may raise
+            problem = _problem("signature", f"inspecting '{item['target']}' raised {_describe(error)}")
+        answers.write(json.dumps({"id": item["id"], "problem": problem}) + "\n")
     answers.write(json.dumps({"done": True}) + "\n")
     answers.close()
     sys.stdout.flush()

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from runner.document import Document
-from runner.hazards import HAZARDS
 from runner.problem import JsonPath, Problem, did_you_mean
 from runner.workflow import (
     KIND_WORDS,
@@ -226,8 +225,16 @@ def python_folders(workflow: Workflow, document: Document) -> Iterator[Problem]:
     for entry, folder in zip(workflow.pythonpath, workflow.python_folders(), strict=True):
         if "\0" in entry.text:
             yield document.problem(entry.where, "a path cannot contain a NUL character", "pythonpath")
-        elif not folder.is_dir():
-            what = "is not a folder" if folder.exists() else "does not exist"
+            continue
+        try:
+            is_folder, exists = folder.is_dir(), folder.exists()
+        except OSError as error:  # a name too long, a folder we may not enter
+            yield document.problem(
+                entry.where, f"pythonpath entry '{entry.text}' cannot be read: {error.strerror}", "pythonpath"
+            )
+            continue
+        if not is_folder:
+            what = "is not a folder" if exists else "does not exist"
             yield document.problem(
                 entry.where, f"pythonpath entry '{entry.text}' {what} (looked for {_shown(folder)})", "pythonpath"
             )
@@ -272,14 +279,20 @@ def _fits_typecode(document: Document, typecode: str, item: object, where: JsonP
         yield document.problem(where, f"type '{typecode}' holds numbers, not the string {item!r}", "value-type")
     elif isinstance(item, float) and typecode not in ("f", "d"):
         yield document.problem(where, f"type '{typecode}' holds integers, not {item!r}", "value-type")
-    elif isinstance(item, int) and typecode not in ("f", "d"):
+    else:
         # ctypes wraps out-of-range integers silently (300 becomes 44 in a 'B'); array does not.
         try:
             array.array(typecode, [item])
         except OverflowError:
-            bits = array.array(typecode).itemsize * 8
-            low, high = (0, 2**bits - 1) if typecode.isupper() else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
-            yield document.problem(where, f"type '{typecode}' holds {low} to {high}, not {item}", "value-type")
+            yield document.problem(where, f"type '{typecode}' cannot hold {item}{_range(typecode)}", "value-type")
+
+
+def _range(typecode: str) -> str:
+    if typecode in ("f", "d"):
+        return ""
+    bits = array.array(typecode).itemsize * 8
+    low, high = (0, 2**bits - 1) if typecode.isupper() else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    return f": it holds {low} to {high}"
 
 
 def put_data(workflow: Workflow, document: Document) -> Iterator[Problem]:
@@ -304,14 +317,14 @@ def finite_durations(workflow: Workflow, document: Document) -> Iterator[Problem
             if isinstance(value, float) and not math.isfinite(value):
                 where = step.where if field == "seconds" else (*step.where, field)
                 hint = ": leave the timeout out (or null) to wait for ever" if field == "timeout" else ""
-                yield document.problem(where, f"'{value}' is not a number of seconds{hint}", "schema-minimum")
+                yield document.problem(where, f"'{value}' is not a number of seconds{hint}", "duration")
     for shared in workflow.objects.values():
         timeout = shared.options.get("timeout")
         if isinstance(timeout, float) and not math.isfinite(timeout):
             yield document.problem(
                 (*shared.where, "timeout"),
                 f"'{timeout}' is not a number of seconds: leave the timeout out (or null) to wait for ever",
-                "schema-minimum",
+                "duration",
             )
 
 
@@ -324,16 +337,11 @@ RULES: tuple[Rule, ...] = (
     condition_locks,
     step_subjects,
     step_order,
-    python_folders,
     expected_signals,
     shared_memory_values,
 )
 
 
 def check(workflow: Workflow, document: Document) -> list[Problem]:
-    """Every semantic problem of a schema-valid workflow; warnings only when there is no error,
-    since they assume every name resolves."""
-    errors = [problem for rule in RULES for problem in rule(workflow, document)]
-    if errors:
-        return errors
-    return [problem for hazard in HAZARDS for problem in hazard(workflow, document)]
+    """Every cross-field error of a schema-valid workflow (`python_folders` is the checker's to call)."""
+    return [problem for rule in RULES for problem in rule(workflow, document)]

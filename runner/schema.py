@@ -50,6 +50,8 @@ def validate(document: Document) -> list[Problem]:
     data, misplaced = _misplaced(document)
     found: dict[tuple[int, int, str], Problem] = {(p.line, p.column, p.message): p for p in misplaced}
     for error in _validator().iter_errors(data):
+        if misplaced and tuple(error.absolute_path) == ("processes",) and error.validator == "minProperties":
+            continue  # every entry was moved out as misplaced: "must not be empty" would repeat it
         for problem in _explain(error, document):
             found.setdefault((problem.line, problem.column, problem.message), problem)
     return sorted(found.values())

@@ -52,25 +52,27 @@ KIND_WORDS = {
     "namespace": "a managed namespace",
 }
 RESERVED_NAMES = frozenset({"replica"})
-_REFERENCE = re.compile(r"\$(?P<name>[A-Za-z_][A-Za-z0-9_-]*)(?:\.(?P<end>[0-9]+))?")
+_REFERENCE = re.compile(r"\$(?P<name>[A-Za-z_][A-Za-z0-9_-]*)(?:\.(?P<end>[0-9]{1,3}))?")
 
 
 @dataclass(frozen=True)
 class Reference:
-    """A `$name` in a process's arguments: the shared object of that name (or a pipe's end)."""
+    """A `$name` in a process's arguments: the shared object of that name (or a pipe's end).
+
+    `name` is None when the text is not a well-formed reference; a rule reports it.
+    """
 
     text: str
     where: JsonPath
+    name: str | None = None
+    end: int | None = None
 
-    @property
-    def name(self) -> str | None:
-        match = _REFERENCE.fullmatch(self.text)
-        return match["name"] if match else None
-
-    @property
-    def end(self) -> int | None:
-        match = _REFERENCE.fullmatch(self.text)
-        return int(match["end"]) if match and match["end"] is not None else None
+    @classmethod
+    def parse(cls, text: str, where: JsonPath) -> Reference:
+        match = _REFERENCE.fullmatch(text)
+        if match is None:
+            return cls(text, where)
+        return cls(text, where, match["name"], int(match["end"]) if match["end"] else None)
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ def parse_arguments(value: Any, where: JsonPath) -> Any:
             return value[1:]
         if value == "$replica":
             return ReplicaIndex(where)
-        return Reference(value, where)
+        return Reference.parse(value, where)
     if isinstance(value, list):
         return tuple(parse_arguments(item, (*where, index)) for index, item in enumerate(value))
     if isinstance(value, dict):
@@ -191,7 +193,7 @@ class ProcessSpec:
         return [None if template is None else template.format(replica=index) for index in range(count)]
 
 
-_REPLICA_FORMAT = re.compile(r"0?[0-9]?d?")  # `{replica:02d}` and the like: a width, zero-padded or not
+_REPLICA_FORMAT = re.compile(r"0?[0-9]{0,2}d?")  # `{replica:02d}` and the like: a width, zero-padded or not
 
 
 def template_problem(template: str) -> str | None:

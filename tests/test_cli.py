@@ -108,22 +108,25 @@ def test_github_format_through_the_real_command(tmp_path: Path) -> None:
 def test_a_bug_on_one_file_is_reported_and_the_others_still_checked(tmp_path: Path) -> None:
     from runner.checker import check_file
     from runner.commands.check import check
+    from runner.errors import Bug
 
-    write(tmp_path, "a.yaml", "version: 1\nprocesses: {p: {target: os:getpid, replicas: 0}}\n")
-    write(tmp_path, "b.yaml", MINIMAL)
+    write(tmp_path, "a.yaml", MINIMAL)
+    write(tmp_path, "b.yaml", "version: 1\nprocesses: {p: {target: os:getpid, replicas: 0}}\n")
 
     def flaky(path: Path, **options: object) -> object:
-        if path.name == "b.yaml":
+        if path.name == "a.yaml":
             raise RuntimeError("boom")
         return check_file(path, **options)  # type: ignore[arg-type]
 
     out, err = io.StringIO(), io.StringIO()
-    assert check([str(tmp_path)], out=out, err=err, check_one=flaky) == 3
-    assert f"{tmp_path}/a.yaml:2:46: error: 'replicas' must be at least 1" in out.getvalue()
-    assert (
-        f"{tmp_path}/b.yaml:1:1: error: mprun failed while checking this file, a bug to report: RuntimeError: boom"
-        in (out.getvalue())
+    with pytest.raises(Bug, match=r"a\.yaml"):
+        check([str(tmp_path)], out=out, err=err, check_one=flaky)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == (
+        f"{tmp_path}/a.yaml:1:1: error: mprun failed while checking this file, a bug to report: RuntimeError: boom "
+        "[internal-error]"
     )
+    assert lines[1].startswith(f"{tmp_path}/b.yaml:2:46: error: 'replicas' must be at least 1")
 
 
 def _children(pid: int) -> list[int]:

@@ -31,12 +31,13 @@ def load(text: str, path: str = "/somewhere/w.yaml") -> Workflow:
 def test_arguments_turn_dollar_strings_into_references_at_any_depth() -> None:
     parsed = parse_arguments([1, "$q", ["$p.1", {"k": "$replica"}], "$$literal", "plain"], ("args",))
     assert parsed[0] == 1
-    assert parsed[1] == Reference("$q", ("args", 1))
+    assert parsed[1] == Reference("$q", ("args", 1), "q", None)
     assert (parsed[1].name, parsed[1].end) == ("q", None)
     assert (parsed[2][0].name, parsed[2][0].end) == ("p", 1)
     assert parsed[2][1]["k"] == ReplicaIndex(("args", 2, 1, "k"))
     assert parsed[3:] == ("$literal", "plain")
-    assert Reference("$ no", ()).name is None
+    assert Reference.parse("$ no", ()).name is None
+    assert Reference.parse("$p." + "9" * 5000, ()).name is None  # no int() of a 5000-digit end
 
 
 @pytest.mark.parametrize(

@@ -5,14 +5,15 @@ from __future__ import annotations
 import glob
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TextIO
 
-from runner.checker import CheckResult, check_file, check_text
-from runner.errors import BUG, FAILED, OK, UsageError
-from runner.inspection import DEFAULT_TIMEOUT, stop_all
+from runner.checker import CheckResult, check_bytes, check_file
+from runner.errors import FAILED, OK, Bug, UsageError
+from runner.inspection import DEFAULT_TIMEOUT, Interrupted, Probes
 from runner.problem import Problem
 from runner.reporter import REPORTERS
 
@@ -69,6 +70,12 @@ def find_workflows(arguments: Iterable[str]) -> list[Path]:
     return list(found)
 
 
+def _read_stdin() -> bytes:
+    if sys.stdin is None:
+        raise UsageError("'-' reads the workflow from standard input, which is closed")
+    return sys.stdin.buffer.read()
+
+
 def check(
     paths: Sequence[str],
     *,
@@ -80,33 +87,48 @@ def check(
     err: TextIO | None = None,
     check_one: Callable[..., CheckResult] = check_file,
 ) -> int:
-    """Check every workflow the paths name (`-`: standard input); 0 when all are valid, 1 when any has an error."""
+    """Check every workflow the paths name (`-`: standard input) and report them all.
+
+    Returns 0 when all are valid and 1 when any has an error; raises `Bug` after reporting if
+    checking a file failed in mprun itself.
+    """
     files = find_workflows(paths)
-    text = sys.stdin.read() if Path(STDIN) in files else ""
+    stdin = _read_stdin() if Path(STDIN) in files else b""
+    probes = Probes()
 
     def one(path: Path) -> CheckResult:
+        options = {"imports": imports, "import_timeout": import_timeout, "probes": probes}
         try:
             if path == Path(STDIN):
-                return check_text(text, "<stdin>", imports=imports, import_timeout=import_timeout)
-            return check_one(path, imports=imports, import_timeout=import_timeout)
+                return check_bytes(stdin, "<stdin>", **options)  # type: ignore[arg-type]
+            return check_one(path, **options)
+        except Interrupted:
+            raise
         except Exception as error:  # noqa: BLE001 - a bug on one file must not hide the others' problems
+            name = "<stdin>" if path == Path(STDIN) else str(path)
             message = f"mprun failed while checking this file, a bug to report: {type(error).__name__}: {error}"
-            return CheckResult(str(path), (Problem(str(path), 1, 1, "error", message, INTERNAL_ERROR),))
+            return CheckResult(name, (Problem(name, 1, 1, "error", message, INTERNAL_ERROR),))
 
     # Import checks wait on child interpreters, so overlapping them pays; pure parsing does not.
-    workers = min(len(files), os.cpu_count() or 1) if imports else 1
-    pool = ThreadPoolExecutor(workers)
+    pool = ThreadPoolExecutor(min(len(files), os.cpu_count() or 1) if imports else 1)
     try:
-        results = list(pool.map(one, files))
+        futures = [pool.submit(one, path) for path in files]
+        # Sleep rather than block on the futures: Ctrl-C may be delivered to a worker thread, and
+        # its handler runs only when the main thread next runs Python code; a KeyboardInterrupt
+        # raised inside concurrent.futures' own locking could also leave a lock held.
+        while not all(future.done() for future in futures):
+            time.sleep(0.05)
+        results = [future.result() for future in futures]
     except BaseException:
-        # Interrupted: the import probes run in sessions of their own, so no signal reached them.
+        # The probes run in sessions of their own: no signal meant for mprun reached them.
+        probes.stop()
         pool.shutdown(wait=False, cancel_futures=True)
-        stop_all()
         raise
     pool.shutdown()
     if strict:
         results = [CheckResult(r.path, tuple(p.promoted() for p in r.problems), r.workflow) for r in results]
     REPORTERS[output_format](results, out or sys.stdout, err or sys.stderr)
-    if any(problem.code == INTERNAL_ERROR for result in results for problem in result.problems):
-        return BUG
+    crashed = [r.path for r in results if any(problem.code == INTERNAL_ERROR for problem in r.problems)]
+    if crashed:
+        raise Bug(f"checking {', '.join(crashed)} failed (reported above as internal-error)")
     return OK if all(result.ok for result in results) else FAILED
