@@ -11,6 +11,7 @@ import math
 import signal
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any, cast
 
 from runner.document import Document
 from runner.problem import JsonPath, Problem, did_you_mean
@@ -282,7 +283,7 @@ def _fits_typecode(document: Document, typecode: str, item: object, where: JsonP
     else:
         # ctypes wraps out-of-range integers silently (300 becomes 44 in a 'B'); array does not.
         try:
-            array.array(typecode, [item])
+            array.array(typecode, [cast(Any, item)])
         except OverflowError:
             yield document.problem(where, f"type '{typecode}' cannot hold {item}{_range(typecode)}", "value-type")
 
