@@ -11,8 +11,9 @@ from pathlib import Path
 
 from runner import hazards, rules, schema
 from runner.document import Document, load, parse, parse_bytes
-from runner.inspection import DEFAULT_TIMEOUT, Probes, inspect_targets
+from runner.inspection import Probes, inspect_targets
 from runner.problem import Problem
+from runner.target import IMPORT_TIMEOUT
 from runner.workflow import Workflow, from_data, holds_plain_data
 
 
@@ -31,7 +32,7 @@ class CheckResult:
 
 
 def check_document(
-    document: Document, *, imports: bool = True, import_timeout: float = DEFAULT_TIMEOUT, probes: Probes | None = None
+    document: Document, *, imports: bool = True, import_timeout: float = IMPORT_TIMEOUT, probes: Probes | None = None
 ) -> CheckResult:
     """Check a parsed document: the schema, the rules, the Python targets, then the warnings."""
     problems = schema.validate(document)
@@ -51,7 +52,7 @@ def check_document(
 
 
 def check_file(
-    path: str | Path, *, imports: bool = True, import_timeout: float = DEFAULT_TIMEOUT, probes: Probes | None = None
+    path: str | Path, *, imports: bool = True, import_timeout: float = IMPORT_TIMEOUT, probes: Probes | None = None
 ) -> CheckResult:
     """Every problem of one workflow file."""
     document, problems = load(path, plain_data=holds_plain_data)
@@ -63,7 +64,7 @@ def check_bytes(
     name: str,
     *,
     imports: bool = True,
-    import_timeout: float = DEFAULT_TIMEOUT,
+    import_timeout: float = IMPORT_TIMEOUT,
     probes: Probes | None = None,
 ) -> CheckResult:
     """Every problem of a workflow read from elsewhere (standard input), as if it were file `name`."""
@@ -72,7 +73,7 @@ def check_bytes(
 
 
 def check_text(
-    text: str, path: str = "<text>", *, imports: bool = True, import_timeout: float = DEFAULT_TIMEOUT
+    text: str, path: str = "<text>", *, imports: bool = True, import_timeout: float = IMPORT_TIMEOUT
 ) -> CheckResult:
     """Every problem of workflow text; `path` names it in the problems (and anchors pythonpath)."""
     document, problems = parse(text, path, plain_data=holds_plain_data)

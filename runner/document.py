@@ -48,10 +48,6 @@ class Document:
     values: dict[JsonPath, Position] = field(default_factory=dict, repr=False)
     keys: dict[JsonPath, Position] = field(default_factory=dict, repr=False)
 
-    @property
-    def folder(self) -> Path:
-        return Path(self.path).resolve().parent
-
     def position(self, path: JsonPath, *, key: bool = False) -> Position:
         """Where `path` stands: its key (when asked and it has one) or its value.
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from typing import Any
 
 from runner.document import Document
-from runner.problem import JsonPath, Problem
+from runner.problem import Problem
 from runner.workflow import (
     KIND_WORDS,
     QUEUE_KINDS,
@@ -29,6 +28,7 @@ from runner.workflow import (
     Terminate,
     Wait,
     Workflow,
+    leaves,
     references,
 )
 
@@ -91,6 +91,7 @@ def shared_pipe_ends(workflow: Workflow, document: Document) -> Iterator[Problem
                 for ref in _references_to(spec, shared.name)
                 if ref.end == end
             ]
+            # Any machine has at least one CPU, and two show whether per-CPU replicas share it.
             count = sum(spec.replica_count(cpus=2) for spec, _ in holders)
             if count > 1:
                 spec, ref = holders[-1]
@@ -279,7 +280,10 @@ def never_started(workflow: Workflow, document: Document) -> Iterator[Problem]:
 def forgotten_dollars(workflow: Workflow, document: Document) -> Iterator[Problem]:
     """A process argument that is the bare name of a shared object: `tasks` for `$tasks`."""
     for spec in workflow.processes.values():
-        for where, text in _strings(spec.args, (*spec.where, "args")) + _strings(spec.kwargs, (*spec.where, "kwargs")):
+        arguments = [*leaves(spec.args, (*spec.where, "args")), *leaves(spec.kwargs, (*spec.where, "kwargs"))]
+        for where, text in arguments:
+            if not isinstance(text, str):
+                continue
             name, _, end = text.partition(".")
             shared = workflow.objects.get(name)
             if shared is not None and (not end or shared.kind == "pipe"):
@@ -288,15 +292,6 @@ def forgotten_dollars(workflow: Workflow, document: Document) -> Iterator[Proble
                     f"write '${text}' to pass the object"
                 )
                 yield _warning(document, where, message, "missing-dollar")
-
-
-def _strings(value: Any, where: JsonPath) -> list[tuple[JsonPath, str]]:
-    if isinstance(value, str):
-        return [(where, value)]
-    if isinstance(value, (tuple, dict)):
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        return [found for key, item in items for found in _strings(item, (*where, key))]
-    return []
 
 
 def gets_before_writers(workflow: Workflow, document: Document) -> Iterator[Problem]:

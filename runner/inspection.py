@@ -24,11 +24,10 @@ from typing import IO, Any, Literal
 
 from runner.document import Document
 from runner.problem import JsonPath, Problem
-from runner.target import split
+from runner.target import IMPORT_TIMEOUT, split
 from runner.workflow import Put, Workflow
 
 Role = Literal["function", "class", "callable"]
-DEFAULT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ class _Stop:
 
 
 def inspect_targets(
-    workflow: Workflow, document: Document, *, timeout: float = DEFAULT_TIMEOUT, probes: Probes | None = None
+    workflow: Workflow, document: Document, *, timeout: float = IMPORT_TIMEOUT, probes: Probes | None = None
 ) -> list[Problem]:
     """Problems with the workflow's Python targets; each import bounded by `timeout` seconds.
 

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 from runner import __version__
 from runner.errors import BUG, FAILED, INTERRUPTED, TERMINATED, USAGE, Bug, MprunError, UsageError
+from runner.reporter import FORMATS
+from runner.target import IMPORT_TIMEOUT
 
 
 def _seconds(text: str) -> float:
@@ -42,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "--format",
-        choices=("text", "json", "github"),
+        choices=FORMATS,
         default="text",
         help="text (default): file:line:col lines; json; github: Actions annotations",
     )
@@ -53,9 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--import-timeout",
         type=_seconds,
-        default=10.0,
+        default=IMPORT_TIMEOUT,
         metavar="SECONDS",
-        help="how long one target's import may take (default: 10)",
+        help=f"how long one target's import may take (default: {IMPORT_TIMEOUT:g})",
     )
 
     schema = commands.add_parser(

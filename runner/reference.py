@@ -5,41 +5,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from runner.schema import load_schema
-
-# The shared-object sections, in the order the reference lists them, with their $defs entry.
-_OBJECT_DEFS = {
-    "queues": "queue",
-    "events": "event",
-    "locks": "lock",
-    "semaphores": "semaphore",
-    "conditions": "condition",
-    "barriers": "barrier",
-    "values": "value",
-    "arrays": "array",
-    "pipes": "pipe",
-    "dicts": "dict",
-    "lists": "list",
-    "namespaces": "namespace",
-}
-
-
-def _definition(schema: dict[str, Any]) -> dict[str, Any]:
-    """A property schema merged with the definition it refers to (its own words win)."""
-    if "$ref" not in schema:
-        return schema
-    target = _definition(load_schema()["$defs"][schema["$ref"].rsplit("/", 1)[-1]])
-    return {**target, **{key: value for key, value in schema.items() if key != "$ref"}}
+from runner.schema import definition, load_schema
+from runner.workflow import SECTIONS
 
 
 def _type(schema: dict[str, Any]) -> str:
-    schema = _definition(schema)
+    schema = definition(schema)
     if "const" in schema:
         return f"`{json.dumps(schema['const'])}`"
     if "enum" in schema:
         return " | ".join(f"`{json.dumps(value) if value is None else value}`" for value in schema["enum"])
     branches = schema.get("oneOf") or schema.get("anyOf")
-    if branches and all(set(_definition(b)) - {"required"} for b in branches):
+    if branches and all(set(definition(b)) - {"required"} for b in branches):
         return " or ".join(dict.fromkeys(_type(branch) for branch in branches))
     declared = schema.get("type")
     names = [declared] if isinstance(declared, str) else list(declared or ["any"])
@@ -69,7 +46,7 @@ def _cell(text: str) -> str:
 def _table(properties: dict[str, Any], required: list[str]) -> list[str]:
     lines = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
     for name, prop in properties.items():
-        prop = _definition(prop)
+        prop = definition(prop)
         key = f"`{name}`" + (" (required)" if name in required else "")
         lines.append(f"| {key} | {_cell(_type(prop))} | {_default(prop)} | {_cell(prop.get('description', ''))} |")
     return lines
@@ -77,13 +54,13 @@ def _table(properties: dict[str, Any], required: list[str]) -> list[str]:
 
 def _object_options(schema: dict[str, Any]) -> dict[str, Any]:
     """The options of a step given as a mapping (the branch of its `oneOf` that is one)."""
-    schema = _definition(schema)
+    schema = definition(schema)
     if schema.get("type") == "object":
         return schema
     for branch in schema.get("oneOf", []):
-        branch = _definition(branch)
-        if branch.get("type") == "object":
-            return branch
+        options: dict[str, Any] = definition(branch)
+        if options.get("type") == "object":
+            return options
     return {}
 
 
@@ -101,10 +78,10 @@ def markdown() -> str:
         "Each section maps names to options; an empty value (`name: {}` or `name:`) takes every default. "
         "Pass an object to a process as `$name`.",
     ]
-    for section, name in _OBJECT_DEFS.items():
-        definition = defs[name]
-        out += ["", f"#### `{section}`", "", definition["description"], ""]
-        out += _table(definition["properties"], definition.get("required", []))
+    for section, name in SECTIONS.items():
+        entry = defs[name]
+        out += ["", f"#### `{section}`", "", entry["description"], ""]
+        out += _table(entry["properties"], entry.get("required", []))
     process = defs["process"]
     out += ["", "### Processes", "", process["description"], ""]
     out += _table(process["properties"], [])
@@ -113,7 +90,7 @@ def markdown() -> str:
     step = defs["step"]
     out += ["", "### Steps", "", step["description"]]
     for kind, prop in step["properties"].items():
-        prop = _definition(prop)
+        prop = definition(prop)
         out += ["", f"#### `{kind}`", "", prop["description"]]
         options = _object_options(prop)
         shorthand = prop.get("type") != "object"

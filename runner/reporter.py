@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from runner.checker import CheckResult
 from runner.problem import Problem, count
 
-FORMATS = ("text", "json", "github")
+if TYPE_CHECKING:
+    from runner.checker import CheckResult
 
 
 def _summary(results: Sequence[CheckResult]) -> str:
@@ -78,3 +78,5 @@ def github(results: Sequence[CheckResult], out: TextIO, err: TextIO) -> None:
 
 
 REPORTERS = {"text": text, "json": json_lines, "github": github}
+"""Each output format of `mprun check`, by name."""
+FORMATS = tuple(REPORTERS)

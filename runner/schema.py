@@ -132,16 +132,17 @@ def _type_of(instance: object) -> str:
     return type(instance).__name__
 
 
-def _resolve(schema: Any) -> Any:
-    while isinstance(schema, dict) and isinstance(schema.get("$ref"), str):
-        *_, name = schema["$ref"].split("/")
-        schema = load_schema()["$defs"][name]
-    return schema
+def definition(schema: Any) -> Any:
+    """A subschema with its `$ref` followed: the definition's keywords, overridden by its own."""
+    if not (isinstance(schema, dict) and isinstance(schema.get("$ref"), str)):
+        return schema
+    target = definition(load_schema()["$defs"][schema["$ref"].rsplit("/", 1)[-1]])
+    return {**target, **{key: value for key, value in schema.items() if key != "$ref"}}
 
 
 def _types(schema: Any) -> set[str] | None:
     """The JSON types a schema admits, or None when it does not say."""
-    schema = _resolve(schema)
+    schema = definition(schema)
     if not isinstance(schema, dict):
         return None
     declared = schema.get("type")

@@ -1,21 +1,12 @@
-"""Resolve `module:attribute` references; imported by child processes, so standard library only."""
+"""`module:attribute` references to Python objects; imported by child processes, so standard library only."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+IMPORT_TIMEOUT = 10.0
+"""Seconds a target's import may take in `mprun check` before it counts as hanging."""
 
 
 def split(reference: str) -> tuple[str, str]:
     """`pkg.mod:Class.attr` -> (`pkg.mod`, `Class.attr`)."""
     module, _, attribute = reference.partition(":")
     return module, attribute
-
-
-def resolve(reference: str) -> Any:
-    """Import the module of `module:attribute` and return the (possibly dotted) attribute."""
-    module_name, attribute = split(reference)
-    found: Any = importlib.import_module(module_name)
-    for part in attribute.split("."):
-        found = getattr(found, part)
-    return found

@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 
 from runner.problem import JsonPath
 
-# A section of the file -> the kind of object it holds (some options pick a variant).
+# A section of the file -> the kind of object it holds, which is also the name of its schema
+# definition; options such as `kind: joinable` pick a variant (see `_object_kind`).
 SECTIONS: dict[str, str] = {
     "queues": "queue",
     "events": "event",
@@ -31,6 +32,7 @@ SECTIONS: dict[str, str] = {
     "lists": "list",
     "namespaces": "namespace",
 }
+TERMINATE_GRACE = 5.0  # the schema's default for a terminate step's `grace`; a test keeps them equal
 QUEUE_KINDS = frozenset({"queue", "joinable_queue", "simple_queue"})
 # What each kind of shared object is called in messages.
 KIND_WORDS = {
@@ -110,13 +112,18 @@ def parse_arguments(value: Any, where: JsonPath) -> Any:
     return value
 
 
+def leaves(value: Any, where: JsonPath) -> Iterator[tuple[JsonPath, Any]]:
+    """Every leaf of parsed arguments (neither tuple nor dict) with its path, depth first."""
+    if isinstance(value, (tuple, dict)):
+        for key, item in value.items() if isinstance(value, dict) else enumerate(value):
+            yield from leaves(item, (*where, key))
+    else:
+        yield where, value
+
+
 def placeholders(value: Any) -> Iterator[Reference | ReplicaIndex]:
     """Every `$` placeholder in parsed arguments, depth first."""
-    if isinstance(value, (Reference, ReplicaIndex)):
-        yield value
-    elif isinstance(value, (tuple, dict)):
-        for item in value.values() if isinstance(value, dict) else value:
-            yield from placeholders(item)
+    return (leaf for _, leaf in leaves(value, ()) if isinstance(leaf, (Reference, ReplicaIndex)))
 
 
 def references(value: Any) -> Iterator[Reference]:
@@ -173,6 +180,7 @@ class ProcessSpec:
     where: JsonPath
 
     def replica_count(self, cpus: int | None = None) -> int:
+        """How many processes this entry runs on a machine with `cpus` CPUs (default: this one)."""
         if isinstance(self.replicas, PerCpu):
             return self.replicas.count * (cpus or os.cpu_count() or 1)
         return self.replicas
@@ -215,6 +223,8 @@ def template_problem(template: str) -> str | None:
 
 @dataclass(frozen=True)
 class Start:
+    """Start every replica of these processes, in order."""
+
     kind: ClassVar[str] = "start"
     processes: tuple[Name, ...]
     where: JsonPath
@@ -222,6 +232,8 @@ class Start:
 
 @dataclass(frozen=True)
 class Join:
+    """Wait for these processes to end, at most `timeout` seconds; a timeout leaves them running."""
+
     kind: ClassVar[str] = "join"
     processes: tuple[Name, ...]
     timeout: float | None
@@ -230,6 +242,8 @@ class Join:
 
 @dataclass(frozen=True)
 class Terminate:
+    """SIGTERM these processes, SIGKILL those still alive after `grace` seconds, then join them."""
+
     kind: ClassVar[str] = "terminate"
     processes: tuple[Name, ...]
     grace: float
@@ -254,6 +268,8 @@ class Put:
 
 @dataclass(frozen=True)
 class Get:
+    """Take `count` items off a queue in the parent, waiting at most `timeout` seconds for each."""
+
     kind: ClassVar[str] = "get"
     queue: Name
     count: int
@@ -263,6 +279,8 @@ class Get:
 
 @dataclass(frozen=True)
 class JoinQueue:
+    """Wait until every item put on a joinable queue is marked done, at most `timeout` seconds."""
+
     kind: ClassVar[str] = "join_queue"
     queue: Name
     timeout: float | None
@@ -271,6 +289,8 @@ class JoinQueue:
 
 @dataclass(frozen=True)
 class Wait:
+    """Wait for an event to be set, at most `timeout` seconds."""
+
     kind: ClassVar[str] = "wait"
     event: Name
     timeout: float | None
@@ -279,6 +299,8 @@ class Wait:
 
 @dataclass(frozen=True)
 class SetEvent:
+    """Set an event."""
+
     kind: ClassVar[str] = "set"
     event: Name
     where: JsonPath
@@ -286,6 +308,8 @@ class SetEvent:
 
 @dataclass(frozen=True)
 class ClearEvent:
+    """Clear an event."""
+
     kind: ClassVar[str] = "clear"
     event: Name
     where: JsonPath
@@ -293,6 +317,8 @@ class ClearEvent:
 
 @dataclass(frozen=True)
 class Sleep:
+    """Pause the parent."""
+
     kind: ClassVar[str] = "sleep"
     seconds: float
     where: JsonPath
@@ -394,12 +420,11 @@ def _step(kind: str, value: Any, where: JsonPath) -> Step:
 
     if kind == "start":
         return Start(_names(value, where), where)
-    if kind == "join":
+    if kind in ("join", "terminate"):
         processes = _names(options["process"], (*where, "process")) if options else _names(value, where)
-        return Join(processes, options.get("timeout"), where)
-    if kind == "terminate":
-        processes = _names(options["process"], (*where, "process")) if options else _names(value, where)
-        return Terminate(processes, options.get("grace", 5.0), where)
+        if kind == "join":
+            return Join(processes, options.get("timeout"), where)
+        return Terminate(processes, options.get("grace", TERMINATE_GRACE), where)
     if kind == "put":
         # `$` strings are parsed here too, so that `$$` means `$` everywhere and a rule can
         # refuse references, which a parent-side put cannot resolve.
@@ -458,10 +483,3 @@ def from_data(data: Mapping[str, Any], path: str) -> Workflow:
         processes=processes,
         steps=steps,
     )
-
-
-def process_names(workflow: Workflow, cpus: int | None = None) -> Iterator[tuple[ProcessSpec, str | None]]:
-    """Every replica of every process with its name, in file order."""
-    for spec in workflow.processes.values():
-        for name in spec.names(cpus):
-            yield spec, name

@@ -7,7 +7,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from runner.document import parse
-from runner.schema import load_schema, schema_path, validate
+from runner.schema import definition, load_schema, schema_path, validate
 
 # Keys that are required, that pick one of several alternatives (every step kind), or whose
 # default depends on the context (a process's name is its key): they declare no default.
@@ -59,19 +59,12 @@ def _properties(schema: Any, where: str = "") -> Iterator[tuple[str, str, dict[s
             yield from _properties(sub, f"{where}[{index}]")
 
 
-def _resolved(schema: dict[str, Any]) -> dict[str, Any]:
-    if "$ref" in schema:
-        target = load_schema()["$defs"][schema["$ref"].split("/")[-1]]
-        return {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
-    return schema
-
-
 PROPERTIES = list(_properties(load_schema()))
 
 
 @pytest.mark.parametrize("where,name,prop", PROPERTIES, ids=[where for where, _, _ in PROPERTIES])
 def test_every_property_documents_itself_for_editors(where: str, name: str, prop: dict[str, Any]) -> None:
-    prop = _resolved(prop)
+    prop = definition(prop)
     if "/if" in where or "/then" in where:
         return  # conditional constraints, not properties a user writes
     assert prop.get("title"), f"{where} has no title"

@@ -104,3 +104,14 @@ def test_the_model_imports_nothing_of_multiprocessing() -> None:
     }
     imported |= {node.module or "" for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)}
     assert not any(name.startswith("multiprocessing") for name in imported)
+
+
+def test_defaults_written_in_the_model_are_the_schemas() -> None:
+    from runner.schema import load_schema
+    from runner.workflow import TERMINATE_GRACE
+
+    terminate = load_schema()["$defs"]["step"]["properties"]["terminate"]["oneOf"][1]["properties"]
+    assert terminate["grace"]["default"] == TERMINATE_GRACE
+    assert load_schema()["properties"]["pythonpath"]["default"] == ["."]
+    workflow = load("version: 1\nprocesses: {p: {target: m:f}}\n")
+    assert [entry.text for entry in workflow.pythonpath] == ["."]

@@ -13,9 +13,10 @@ from typing import TextIO
 
 from runner.checker import CheckResult, check_bytes, check_file
 from runner.errors import FAILED, OK, Bug, UsageError
-from runner.inspection import DEFAULT_TIMEOUT, Interrupted, Probes
+from runner.inspection import Interrupted, Probes
 from runner.problem import Problem
 from runner.reporter import REPORTERS
+from runner.target import IMPORT_TIMEOUT
 
 WORKFLOW_SUFFIXES = (".yaml", ".yml")
 INTERNAL_ERROR = "internal-error"
@@ -82,7 +83,7 @@ def check(
     output_format: str = "text",
     strict: bool = False,
     imports: bool = True,
-    import_timeout: float = DEFAULT_TIMEOUT,
+    import_timeout: float = IMPORT_TIMEOUT,
     out: TextIO | None = None,
     err: TextIO | None = None,
     check_one: Callable[..., CheckResult] = check_file,
