@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -117,7 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _Terminated:
         return TERMINATED
     except BrokenPipeError:
-        return FAILED  # the reader went away (`mprun check ... | head`)
+        # The reader went away (`mprun check ... | head`): say nothing more, not even at exit,
+        # when Python would flush stdout into the closed pipe and complain.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return FAILED
     except Exception:  # noqa: BLE001 - the one place a bug becomes an exit status
         print("mprun: internal error: this is a bug in mprun, please report it with this output:", file=sys.stderr)
         traceback.print_exc()

@@ -218,3 +218,59 @@ def test_standard_input_is_checked_as_a_file_in_the_current_folder(tmp_path: Pat
     )
     assert result.returncode == 1
     assert result.stdout.startswith("<stdin>:3:32: error: 'jobs:work(n)' cannot be called with 2 positional")
+
+
+def test_non_utf8_standard_input_is_a_located_problem() -> None:
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", "check", "-"],
+        input=b"version: 1\nname: \xff\n",
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert (
+        result.stdout.decode() == "<stdin>:2:7: error: the file is not UTF-8: byte 0xff cannot be decoded [encoding]\n"
+    )
+
+
+def test_closed_standard_input_is_a_usage_error() -> None:
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", "check", "-"],
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        close_fds=True,
+        preexec_fn=lambda: os.close(0),
+    )
+    assert (result.returncode, "Traceback" in result.stderr) == (2, False), result.stderr
+
+
+def test_a_reader_that_goes_away_gets_no_traceback() -> None:
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    read, write_end = os.pipe()
+    os.close(read)
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", "schema", "--format", "markdown"],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=env,
+        text=True,
+        timeout=60,
+    )
+    os.close(write_end)
+    assert (result.returncode, result.stderr) == (1, "")
+
+
+def test_schema_markdown_through_the_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from runner.reference import markdown
+
+    assert main(["schema", "--format", "markdown"]) == 0
+    assert capsys.readouterr().out == markdown()

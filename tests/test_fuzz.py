@@ -8,7 +8,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner.checker import CheckResult, check_text
+from runner.checker import CheckResult, check_bytes, check_text
 from runner.schema import load_schema
 from tests.support import WORKFLOWS
 
@@ -33,7 +33,17 @@ def _vocabulary() -> list[str]:
 
 
 WORDS = st.sampled_from(_vocabulary())
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 100), st.floats(allow_nan=False), WORDS, st.text())
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 100),
+    st.integers(),  # also far beyond any limit: 10**400 must be a problem, not an OverflowError
+    st.floats(),
+    WORDS,
+    st.text(),
+    st.text(min_size=200, max_size=2000),
+    WORDS.map(lambda word: "$" + word + "." + "9" * 50),
+)
 DATA = st.recursive(
     SCALARS,
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(WORDS, inner, max_size=5)),
@@ -101,3 +111,12 @@ def test_mutated_shipped_workflows(path: Any, mutations: list[tuple[str, int, st
     text = "\n".join(lines) + "\n"
     # Anchored in workflows/ so pythonpath resolves as for the real file.
     assert_placed(check_text(text, str(path), imports=False), text)
+
+
+@FUZZ
+@given(st.binary(max_size=300), st.sampled_from(SHIPPED))
+def test_random_bytes_as_from_standard_input(raw: bytes, shipped: Any) -> None:
+    for data in (raw, shipped.read_bytes()[: len(raw)] + raw):
+        result = check_bytes(data, "<stdin>", imports=False)
+        text = data.decode(errors="replace")
+        assert_placed(result, text)

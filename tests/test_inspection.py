@@ -29,7 +29,27 @@ MODULES = {
     "quits.py": "import os\nos._exit(3)\n",
     "threads.py": "import threading, time\nthreading.Thread(target=time.sleep, args=(60,)).start()\ndef f(): pass\n",
     "broken_dep.py": "import not_installed_anywhere\n",
-    "forks.py": "import os, time\nif os.fork() == 0:\n    time.sleep(30)\n    os._exit(0)\ndef f(): pass\n",
+    "forks.py": (
+        "import os, pathlib, time\n"
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    time.sleep(30)\n"
+        "    os._exit(0)\n"
+        "pathlib.Path(__file__).with_name('forked.pid').write_text(str(child))\n"
+        "def f(): pass\n"
+    ),
+    "odd.py": (
+        "class Sig:\n"
+        "    def __get__(self, obj, kind):\n"
+        "        raise RuntimeError('no signature today')\n"
+        "def good(): pass\n"
+        "def bad(): pass\n"
+        "bad.__signature__ = property(lambda self: 1)\n"
+        "class Weird:\n"
+        "    __signature__ = Sig()\n"
+        "    def __call__(self): pass\n"
+        "weird = Weird()\n"
+    ),
     "json.py": "raise RuntimeError('a user module named like the standard library')\n",
 }
 
@@ -133,6 +153,25 @@ def test_a_module_that_leaves_a_child_running_does_not_cost_the_timeout(project:
     started = time.monotonic()
     assert check(project, "  p: {target: forks:f}\n", timeout=20) == []
     assert time.monotonic() - started < 5
+    forked = int((project / "forked.pid").read_text())
+    deadline = time.monotonic() + 3
+    while _alive(forked) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(forked), "what user code started at import must not outlive the check"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_target_whose_inspection_raises_is_reported_alone(project: Path) -> None:
+    found = check(project, "  a: {target: odd:weird}\n  b: {target: odd:good}\n")
+    assert [(line, code) for line, code, _ in found] == [(3, "signature")]
+    assert "RuntimeError: no signature today" in found[0][2]
 
 
 def test_user_modules_named_like_the_standard_library_do_not_break_the_probe(

@@ -115,3 +115,12 @@ def test_defaults_written_in_the_model_are_the_schemas() -> None:
     assert load_schema()["properties"]["pythonpath"]["default"] == ["."]
     workflow = load("version: 1\nprocesses: {p: {target: m:f}}\n")
     assert [entry.text for entry in workflow.pythonpath] == ["."]
+
+
+def test_dollars_in_put_data_are_escaped_as_everywhere() -> None:
+    workflow = load(
+        "version: 1\nqueues: {q: {}}\nprocesses: {p: {target: m:f, args: [$q]}}\nsteps:\n"
+        "  - put: {queue: q, items: [$$5, plain, {cost: $$3}]}\n"
+    )
+    [put] = workflow.steps
+    assert isinstance(put, Put) and put.items == ("$5", "plain", {"cost": "$3"})
