@@ -15,7 +15,7 @@ import pytest
 
 from runner.main import main
 from runner.schema import load_schema
-from tests.support import MINIMAL, ROOT, WORKFLOWS, write
+from tests.support import MINIMAL, ROOT, WORKFLOWS, alive, children, write
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -129,26 +129,6 @@ def test_a_bug_on_one_file_is_reported_and_the_others_still_checked(tmp_path: Pa
     assert lines[1].startswith(f"{tmp_path}/b.yaml:2:46: error: 'replicas' must be at least 1")
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.parametrize("signum,status", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -9)])
 def test_interrupting_a_check_stops_the_import_probes(tmp_path: Path, signum: int, status: int) -> None:
     write(tmp_path, "slow.py", "import time\ntime.sleep(120)\n")
@@ -164,18 +144,18 @@ def test_interrupting_a_check_stops_the_import_probes(tmp_path: Path, signum: in
     )
     try:
         deadline = time.monotonic() + 20
-        while len(_children(mprun.pid)) < 2 and time.monotonic() < deadline:
+        while len(children(mprun.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        probes = _children(mprun.pid)
+        probes = children(mprun.pid)
         assert len(probes) == 2, "both files' probes should be importing by now"
         mprun.send_signal(signum)
         assert mprun.wait(timeout=10) == status
         assert "Traceback" not in mprun.communicate()[1]
         # After SIGKILL nothing of mprun's ran: the probes notice their parent is gone.
         deadline = time.monotonic() + 3
-        while any(_alive(pid) for pid in probes) and time.monotonic() < deadline:
+        while any(alive(pid) for pid in probes) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not [pid for pid in probes if _alive(pid)], "a probe outlived mprun"
+        assert not [pid for pid in probes if alive(pid)], "a probe outlived mprun"
     finally:
         mprun.kill()
         mprun.wait()

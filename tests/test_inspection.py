@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from runner.checker import check_file
+from tests.support import alive
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -155,17 +156,9 @@ def test_a_module_that_leaves_a_child_running_does_not_cost_the_timeout(project:
     assert time.monotonic() - started < 5
     forked = int((project / "forked.pid").read_text())
     deadline = time.monotonic() + 3
-    while _alive(forked) and time.monotonic() < deadline:
+    while alive(forked) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(forked), "what user code started at import must not outlive the check"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    assert not alive(forked), "what user code started at import must not outlive the check"
 
 
 def test_a_target_whose_inspection_raises_is_reported_alone(project: Path) -> None:
