@@ -7,6 +7,7 @@ loader: no Python tags) and build the data ourselves, keeping each node's mark b
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,9 @@ from runner.syntax import explain
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+# Something that may be an alias (`*name`); `* 2` in a comment is not, and must not cost the
+# slower loader. A false match only costs speed.
+_ALIAS = re.compile(r"\*[^\s,\[\]{}]")
 _PLAIN_TAGS = frozenset({"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"})
 
 # A workflow has a few hundred values; these bounds stop alias bombs ("billion laughs") and
@@ -263,7 +267,7 @@ def parse(
     Keys must be strings, as in JSON, except in mappings for which `plain_data(path)` is true:
     there `{1: a}` keeps its integer key, as Python data would.
     """
-    loader = _AliasAwareLoader if "*" in text else _Loader
+    loader = _AliasAwareLoader if _ALIAS.search(text) else _Loader
     try:
         root = yaml.compose(text, Loader=loader)
     except yaml.YAMLError as error:

@@ -7,8 +7,10 @@ up. Each rule is a function like those in `runner.rules`, yielding warnings (err
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 from runner.document import Document
 from runner.problem import Problem
@@ -312,13 +314,19 @@ def gets_before_writers(workflow: Workflow, document: Document) -> Iterator[Prob
             yield _warning(document, step.queue.where, message, "get-before-writer")
 
 
+@functools.lru_cache(maxsize=64)
+def _stdlib_names_in(folder: Path) -> list[str]:
+    """Cached: a run checks many workflows from the same folder."""
+    names = {path.stem for path in folder.glob("*.py")}
+    names |= {path.parent.name for path in folder.glob("*/__init__.py")}
+    return sorted(names & sys.stdlib_module_names)
+
+
 def shadowed_modules(workflow: Workflow, document: Document) -> Iterator[Problem]:
     """A module in a `pythonpath` folder named like one of the standard library's (`queue.py`):
     first on sys.path, it replaces the real one for multiprocessing and everything else."""
     for index, folder in enumerate(workflow.python_folders()):
-        names = {path.stem for path in folder.glob("*.py")}
-        names |= {path.parent.name for path in folder.glob("*/__init__.py")}
-        for name in sorted(names & sys.stdlib_module_names):
+        for name in _stdlib_names_in(folder):
             message = (
                 f"'{name}' in pythonpath folder '{workflow.pythonpath[index].text}' hides the standard "
                 f"library's '{name}' module from every process of this workflow: rename it"

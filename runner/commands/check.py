@@ -77,6 +77,26 @@ def _read_stdin() -> bytes:
     return sys.stdin.buffer.read()
 
 
+def _in_parallel(one: Callable[[Path], CheckResult], files: list[Path], probes: Probes) -> list[CheckResult]:
+    """Check files on a few threads: import checks wait on child interpreters, so overlapping
+    them pays (pure parsing would not)."""
+    pool = ThreadPoolExecutor(min(len(files), os.cpu_count() or 1))
+    try:
+        futures = [pool.submit(one, path) for path in files]
+        # Sleep rather than block on the futures: Ctrl-C may be delivered to a worker thread, and
+        # its handler runs only when the main thread next runs Python code; a KeyboardInterrupt
+        # raised inside concurrent.futures' own locking could also leave a lock held.
+        while not all(future.done() for future in futures):
+            time.sleep(0.05)
+    except BaseException:
+        # The probes run in sessions of their own: no signal meant for mprun reached them.
+        probes.stop()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return [future.result() for future in futures]
+
+
 def check(
     paths: Sequence[str],
     *,
@@ -110,22 +130,10 @@ def check(
             message = f"mprun failed while checking this file, a bug to report: {type(error).__name__}: {error}"
             return CheckResult(name, (Problem(name, 1, 1, "error", message, INTERNAL_ERROR),))
 
-    # Import checks wait on child interpreters, so overlapping them pays; pure parsing does not.
-    pool = ThreadPoolExecutor(min(len(files), os.cpu_count() or 1) if imports else 1)
-    try:
-        futures = [pool.submit(one, path) for path in files]
-        # Sleep rather than block on the futures: Ctrl-C may be delivered to a worker thread, and
-        # its handler runs only when the main thread next runs Python code; a KeyboardInterrupt
-        # raised inside concurrent.futures' own locking could also leave a lock held.
-        while not all(future.done() for future in futures):
-            time.sleep(0.05)
-        results = [future.result() for future in futures]
-    except BaseException:
-        # The probes run in sessions of their own: no signal meant for mprun reached them.
-        probes.stop()
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown()
+    if imports:
+        results = _in_parallel(one, files, probes)
+    else:
+        results = [one(path) for path in files]
     if strict:
         results = [CheckResult(r.path, tuple(p.promoted() for p in r.problems), r.workflow) for r in results]
     REPORTERS[output_format](results, out or sys.stdout, err or sys.stderr)
