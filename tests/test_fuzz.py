@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -52,7 +53,8 @@ DATA = st.recursive(
 
 
 def assert_placed(result: CheckResult, text: str) -> None:
-    lines = text.count("\n") + 2
+    # YAML breaks lines at \r and NEL too, as editors do.
+    lines = len(re.split("\r\n|\r|\n|\x85|\u2028|\u2029", text)) + 1
     for problem in result.problems:
         assert 1 <= problem.line <= lines, problem
         assert problem.column >= 1, problem
