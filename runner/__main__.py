@@ -1,3 +1,5 @@
 from runner.main import main
 
-raise SystemExit(main())
+# Guarded: the spawn and forkserver start methods import the main module in each child.
+if __name__ == "__main__":
+    raise SystemExit(main())

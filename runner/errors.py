@@ -11,6 +11,10 @@ class UsageError(MprunError):
     """The command line asked for something that cannot be done (exit status 2)."""
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that cleanup on the way out runs as for Ctrl-C."""
+
+
 class Bug(MprunError):
     """mprun itself failed, after reporting what it could (exit status 3)."""
 

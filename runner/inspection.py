@@ -103,6 +103,13 @@ def inspect_targets(
                 if index not in answers and checks[index].module == failed:
                     answers[index] = {"code": "import", "message": stop.message}
         pending = [index for index in pending if index not in answers]
+    return answer_problems(checks, answers, document)
+
+
+def answer_problems(
+    checks: list[TargetCheck], answers: Mapping[int, Mapping[str, str] | None], document: Document
+) -> list[Problem]:
+    """The probe's answers (by check index) as problems placed in the document."""
     problems = []
     for index, check in enumerate(checks):
         answer = answers.get(index)

@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Sequence
 
 from runner import __version__
-from runner.errors import BUG, FAILED, INTERRUPTED, TERMINATED, USAGE, Bug, MprunError, UsageError
+from runner.errors import BUG, FAILED, INTERRUPTED, TERMINATED, USAGE, Bug, MprunError, Terminated, UsageError
 from runner.reporter import FORMATS
 from runner.target import IMPORT_TIMEOUT
 
@@ -61,6 +61,37 @@ def _parser() -> argparse.ArgumentParser:
         help=f"how long one target's import may take (default: {IMPORT_TIMEOUT:g})",
     )
 
+    run = commands.add_parser(
+        "run",
+        help="run a workflow (also: mprun WORKFLOW)",
+        description="Check, then run a workflow. Exit 0 when every process ended as expected and no step failed "
+        "or timed out, 1 otherwise, 2 for an invalid workflow, 130 on Ctrl-C, 143 on SIGTERM.",
+    )
+    run.add_argument("workflow", metavar="WORKFLOW", help="the workflow file")
+    run.add_argument(
+        "--log-file", metavar="PATH", help="where the JSON lines go (default: mprun-logs/NAME-RUNID.jsonl)"
+    )
+    run.add_argument(
+        "--log-format",
+        choices=("console", "json"),
+        default="console",
+        help="what goes to stderr: console (default, for people) or json (the log's lines)",
+    )
+    run.add_argument("--dry-run", action="store_true", help="print the plan: processes, objects, steps; start nothing")
+    run.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="a cap on the whole run: on expiry stop everything and exit 1",
+    )
+    run.add_argument(
+        "--grace",
+        type=_grace,
+        default=5.0,
+        metavar="SECONDS",
+        help="when stopping processes, seconds between SIGTERM and SIGKILL (default: 5)",
+    )
+
     schema = commands.add_parser(
         "schema", help="print the workflow JSON Schema", description="Print the workflow JSON Schema (Draft 2020-12)."
     )
@@ -73,7 +104,39 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _grace(text: str) -> float:
+    """Seconds between SIGTERM and SIGKILL: 0 (kill at once) to an hour."""
+    if text.strip() in ("0", "0.0"):
+        return 0.0
+    return _seconds(text)
+
+
+COMMANDS = ("check", "run", "schema")
+
+
+def _with_command(argv: Sequence[str]) -> list[str]:
+    """`mprun WORKFLOW ...` is `mprun run WORKFLOW ...`."""
+    for index, argument in enumerate(argv):
+        if argument.startswith("-"):
+            if argument in ("-h", "--help", "--version"):
+                return list(argv)
+            continue
+        return list(argv) if argument in COMMANDS else [*argv[:index], "run", *argv[index:]]
+    return list(argv)
+
+
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "run":
+        from runner.commands.run import run
+
+        return run(
+            args.workflow,
+            log_file=args.log_file,
+            log_format=args.log_format,
+            dry_run=args.dry_run,
+            timeout=args.timeout,
+            grace=args.grace,
+        )
     if args.command == "check":
         from runner.commands.check import check
 
@@ -89,17 +152,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     return schema(output_format=args.format)
 
 
-class _Terminated(BaseException):
-    """SIGTERM, raised where mprun is, so that cleanup on the way out runs as for Ctrl-C."""
-
-
 def _terminate(signum: int, frame: object) -> None:
-    raise _Terminated
+    raise Terminated
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run mprun with `argv` (default: the process's arguments) and return its exit status."""
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_with_command(sys.argv[1:] if argv is None else argv))
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
@@ -115,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return FAILED
     except KeyboardInterrupt:
         return INTERRUPTED
-    except _Terminated:
+    except Terminated:
         return TERMINATED
     except BrokenPipeError:
         # The reader went away (`mprun check ... | head`): say nothing more, not even at exit,

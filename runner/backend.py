@@ -1,0 +1,365 @@
+"""The multiprocessing backend: build a plan's objects and processes, and take its steps.
+
+Every step behaves as the standard library call it names: a join with a timeout leaves the
+process running, terminate is SIGTERM then (after the grace) SIGKILL then join, a queue get or
+event wait with a timeout gives up. Only the outcome is logged, by this module; output and
+events of the children are the collector's.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner.child import INHERITED_SIGNALS, Trampoline, _resolve
+from runner.collector import Collector, Report
+from runner.plan import Plan, PlannedProcess
+from runner.workflow import (
+    ClearEvent,
+    Get,
+    Join,
+    JoinQueue,
+    Put,
+    Reference,
+    SetEvent,
+    Sleep,
+    Start,
+    Step,
+    Terminate,
+    Wait,
+)
+
+
+@dataclass
+class Handle:
+    """A planned process, its multiprocessing object, and what happened to it."""
+
+    planned: PlannedProcess
+    process: Any  # multiprocessing.Process, or the user's subclass of it
+    trampoline: Trampoline
+    started: float | None = None
+    ended: float | None = None
+    terminated: bool = False  # by a terminate step (or the final stop of daemons)
+    report: Report = field(default_factory=Report)
+
+    @property
+    def name(self) -> str:
+        return str(self.process.name)
+
+
+class StepFailed(Exception):
+    """A step did not get what it waited for (a timeout), or could not be taken."""
+
+
+class Backend:
+    """One run of a plan on this machine's multiprocessing."""
+
+    def __init__(self, plan: Plan, log: Any, clock: Callable[[], float] = time.monotonic) -> None:
+        self.plan = plan
+        self.log = log
+        self.clock = clock
+        self.ctx = multiprocessing.get_context()
+        self.objects: dict[str, Any] = {}
+        self.handles: dict[str, list[Handle]] = {}
+        self.manager: Any = None
+        self.collector = Collector(log)
+
+    # -- building ---------------------------------------------------------------------------
+
+    def build(self) -> None:
+        """Create the shared objects, then every process object, in file order."""
+        for shared in self.plan.workflow.objects.values():
+            self.objects[shared.name] = self._shared(shared.kind, shared.options)
+        mp_log = self.plan.workflow.multiprocessing_log
+        for planned in self.plan.processes:
+            trampoline = Trampoline(None if planned.is_class else planned.target, mp_log)
+            args = self._bind(planned.args)
+            kwargs = self._bind(dict(planned.kwargs))
+            if planned.is_class:
+                process = _resolve(planned.target)(*args, **kwargs)
+                if planned.name is not None:
+                    process.name = planned.name
+                process.daemon = planned.daemon
+                process.run = trampoline  # run() runs the class's own run() after the set-up
+            else:
+                process = self.ctx.Process(
+                    target=trampoline, args=args, kwargs=kwargs, name=planned.name, daemon=planned.daemon
+                )
+                if planned.name is None:
+                    # multiprocessing.Process's own default ("Process-3"), not the context class's
+                    # ("ForkProcess-3"): what a script calling multiprocessing.Process() sees.
+                    process.name = "Process-" + ":".join(str(i) for i in process._identity)
+            self.handles.setdefault(planned.key, []).append(Handle(planned, process, trampoline))
+
+    def _shared(self, kind: str, options: Mapping[str, Any]) -> Any:
+        ctx = self.ctx
+        if kind == "queue":
+            return ctx.Queue(options.get("maxsize", 0))
+        if kind == "joinable_queue":
+            return ctx.JoinableQueue(options.get("maxsize", 0))
+        if kind == "simple_queue":
+            return ctx.SimpleQueue()
+        if kind == "event":
+            event = ctx.Event()
+            if options.get("set"):
+                event.set()
+            return event
+        if kind == "lock":
+            return ctx.Lock()
+        if kind == "rlock":
+            return ctx.RLock()
+        if kind in ("semaphore", "bounded_semaphore"):
+            make = ctx.BoundedSemaphore if kind == "bounded_semaphore" else ctx.Semaphore
+            return make(options.get("value", 1))
+        if kind == "condition":
+            lock = options.get("lock")
+            return ctx.Condition(self.objects[lock] if lock else None)
+        if kind == "barrier":
+            action = options.get("action")
+            return ctx.Barrier(options["parties"], _resolve(action) if action else None, options.get("timeout"))
+        if kind == "value":
+            typecode = options.get("type", "i")
+            return ctx.Value(typecode, _typed(typecode, options.get("value", 0)), lock=options.get("lock", True))
+        if kind == "array":
+            typecode = options.get("type", "i")
+            initial = [_typed(typecode, item) for item in options["items"]] if "items" in options else options["size"]
+            return ctx.Array(typecode, initial, lock=options.get("lock", True))
+        if kind == "pipe":
+            return ctx.Pipe(options.get("duplex", True))
+        manager = self._manager()
+        if kind == "dict":
+            return manager.dict(options.get("items") or {})
+        if kind == "list":
+            return manager.list(options.get("items") or [])
+        namespace = manager.Namespace()
+        for name, value in (options.get("attributes") or {}).items():
+            setattr(namespace, name, value)
+        return namespace
+
+    def _manager(self) -> Any:
+        if self.manager is None:
+            self.manager = self.ctx.Manager()
+        return self.manager
+
+    def _bind(self, value: Any) -> Any:
+        """Arguments with each reference replaced by its object (or pipe end)."""
+        if isinstance(value, Reference):
+            found = self.objects[str(value.name)]
+            return found[value.end] if value.end is not None else found
+        if isinstance(value, tuple):
+            return tuple(self._bind(item) for item in value)
+        if isinstance(value, dict):
+            return {key: self._bind(item) for key, item in value.items()}
+        return value
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def execute(self) -> list[str]:
+        """Take every step; returns the failures (timeouts, steps that could not be taken)."""
+        failures = []
+        for index, step in enumerate(self.plan.steps):
+            subject = _subject(step)
+            self.log.info("step.start", step=index + 1, kind=step.kind, subject=subject)
+            began = self.clock()
+            try:
+                outcome, detail = self._take(step)
+            except StepFailed as failure:
+                outcome, detail = "failed", str(failure)
+                failures.append(f"step {index + 1} ({step.kind} {subject}): {failure}")
+            duration = round(self.clock() - began, 6)
+            method = self.log.warning if outcome in ("failed", "timeout") else self.log.info
+            method(
+                "step.end",
+                step=index + 1,
+                kind=step.kind,
+                subject=subject,
+                outcome=outcome,
+                duration_s=duration,
+                **({"detail": detail} if detail else {}),
+            )
+            if outcome == "timeout":
+                failures.append(f"step {index + 1} ({step.kind} {subject}) timed out: {detail}")
+        return failures
+
+    def _take(self, step: Step) -> tuple[str, str]:
+        if isinstance(step, Start):
+            for handle in self._handles(step.processes):
+                self.start(handle)
+            return "ok", ""
+        if isinstance(step, Join):
+            alive = self.join(self._handles(step.processes), step.timeout)
+            return ("alive", "still running: " + ", ".join(alive)) if alive else ("ok", "")
+        if isinstance(step, Terminate):
+            killed = self.terminate(self._handles(step.processes), step.grace)
+            return ("ok", "killed after the grace: " + ", ".join(killed)) if killed else ("ok", "")
+        if isinstance(step, Put):
+            return "ok", f"{self._put(step)} item(s)"
+        if isinstance(step, Get):
+            return self._get(step)
+        if isinstance(step, JoinQueue):
+            return self._join_queue(step)
+        if isinstance(step, Wait):
+            if self.objects[step.event.text].wait(step.timeout):
+                return "ok", ""
+            return "timeout", f"event {step.event.text} not set within {step.timeout} s"
+        if isinstance(step, SetEvent):
+            self.objects[step.event.text].set()
+            return "ok", ""
+        if isinstance(step, ClearEvent):
+            self.objects[step.event.text].clear()
+            return "ok", ""
+        if isinstance(step, Sleep):
+            time.sleep(step.seconds)
+            return "ok", ""
+        raise StepFailed(f"unknown step {step!r}")
+
+    def _handles(self, names: Iterable[Any]) -> list[Handle]:
+        return [handle for name in names for handle in self.handles[name.text]]
+
+    def start(self, handle: Handle) -> None:
+        """Start one process, with fresh pipes for its output and events."""
+        ctx = self.ctx
+        events_read, events_write = ctx.Pipe(duplex=False)
+        stdout_read, stdout_write = ctx.Pipe(duplex=False)
+        stderr_read, stderr_write = ctx.Pipe(duplex=False)
+        handle.trampoline.attach(events_write, stdout_write, stderr_write)
+        # Blocked across the start; the child restores the defaults and unblocks (see child.py).
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, INHERITED_SIGNALS)
+        try:
+            handle.process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        handle.started = self.clock()
+        # The child has its copies; ours must go, or the pipes never reach end-of-file.
+        for connection in (events_write, stdout_write, stderr_write):
+            connection.close()
+        handle.trampoline.detach()
+        self.log.info(
+            "process.start",
+            process=handle.name,
+            pid=handle.process.pid,
+            key=handle.planned.key,
+            replica=handle.planned.replica,
+            daemon=handle.process.daemon,
+        )
+        handle.report = self.collector.add(handle.name, handle.process.pid, stdout_read, stderr_read, events_read)
+
+    def join(self, handles: list[Handle], timeout: float | None) -> list[str]:
+        """Join each process within one shared deadline; the names of those still alive."""
+        deadline = None if timeout is None else self.clock() + timeout
+        for handle in handles:
+            if handle.started is None:
+                continue
+            handle.process.join(None if deadline is None else max(0.0, deadline - self.clock()))
+            self._note_end(handle)
+        return [handle.name for handle in handles if handle.started is not None and handle.process.is_alive()]
+
+    def terminate(self, handles: list[Handle], grace: float) -> list[str]:
+        """SIGTERM each, SIGKILL those alive after the grace, then join; the names killed."""
+        running = [h for h in handles if h.started is not None and h.process.is_alive()]
+        for handle in running:
+            handle.terminated = True
+            handle.process.terminate()
+        deadline = self.clock() + grace
+        for handle in running:
+            handle.process.join(max(0.0, deadline - self.clock()))
+        killed = [handle for handle in running if handle.process.is_alive()]
+        for handle in killed:
+            handle.process.kill()
+        for handle in running:
+            handle.process.join()
+            self._note_end(handle)
+        return [handle.name for handle in killed]
+
+    def _note_end(self, handle: Handle) -> None:
+        if handle.ended is None and handle.process.exitcode is not None:
+            handle.ended = self.clock()
+
+    def _put(self, step: Put) -> int:
+        target = self.objects[step.queue.text]
+        if step.source is not None:
+            items = list(_resolve(step.source)(*step.args, **step.kwargs))
+        else:
+            repeat = len(self.plan.replicas(step.per.text)) if step.per is not None else step.count
+            items = [item for item in step.items for _ in range(repeat)]
+        for item in items:
+            target.put(item)
+        return len(items)
+
+    def _get(self, step: Get) -> tuple[str, str]:
+        source = self.objects[step.queue.text]
+        for got in range(step.count):
+            try:
+                item = source.get() if step.timeout is None else source.get(timeout=step.timeout)
+            except queue.Empty:
+                return "timeout", f"{got} of {step.count} item(s) within {step.timeout} s"
+            self.log.info("queue.get", queue=step.queue.text, item=_short_repr(item))
+        return "ok", f"{step.count} item(s)"
+
+    def _join_queue(self, step: JoinQueue) -> tuple[str, str]:
+        # JoinableQueue.join() takes no timeout: wait for it on a thread that may be left behind.
+        joiner = threading.Thread(target=self.objects[step.queue.text].join, daemon=True)
+        joiner.start()
+        joiner.join(step.timeout)
+        if joiner.is_alive():
+            return "timeout", f"items of {step.queue.text} not all done within {step.timeout} s"
+        return "ok", ""
+
+    # -- the end ----------------------------------------------------------------------------
+
+    def finish(self, grace: float) -> None:
+        """As the interpreter at exit: stop the daemons still running, join the others."""
+        everyone = [handle for handles in self.handles.values() for handle in handles]
+        daemons = [h for h in everyone if h.started is not None and h.process.daemon and h.process.is_alive()]
+        if daemons:
+            self.log.info("run.stop_daemons", processes=[h.name for h in daemons])
+            self.terminate(daemons, grace)
+        self.join([h for h in everyone if not h.process.daemon], None)
+
+    def stop_everything(self, grace: float) -> None:
+        """SIGTERM every child still running, SIGKILL after the grace, join: nothing survives mprun."""
+        everyone = [handle for handles in self.handles.values() for handle in handles]
+        self.terminate(everyone, grace)
+
+    def close(self, drain_timeout: float = 10.0) -> None:
+        """Read what the children left in their pipes, then release everything."""
+        self.collector.drain(drain_timeout)
+        self.collector.close()
+        if self.manager is not None:
+            self.manager.shutdown()
+
+
+def _typed(typecode: str, value: Any) -> Any:
+    return value.encode() if typecode == "c" and isinstance(value, str) else value
+
+
+def _short_repr(value: object, limit: int = 2000) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+def _subject(step: Step) -> str:
+    for field_name in ("processes", "queue", "event"):
+        value = getattr(step, field_name, None)
+        if isinstance(value, tuple):
+            return ", ".join(name.text for name in value)
+        if value is not None:
+            return str(value.text)
+    seconds = getattr(step, "seconds", None)
+    return f"{seconds:g} s" if seconds is not None else ""
+
+
+def signal_name(exitcode: int | None) -> str | None:
+    """`SIGTERM` for exit code -15; None for a normal exit."""
+    if exitcode is None or exitcode >= 0:
+        return None
+    try:
+        return signal.Signals(-exitcode).name
+    except ValueError:
+        return f"signal {-exitcode}"

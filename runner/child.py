@@ -1,0 +1,167 @@
+"""The child side of a run: what every process mprun starts does before and after its target.
+
+It runs once per process, under fork, spawn and forkserver alike, so it imports only the
+standard library, and it changes nothing of multiprocessing's semantics: the target gets its
+arguments, `current_process()` is the process, a return exits 0, `sys.exit(n)` exits n, an
+exception exits 1 (with its traceback on stderr), a signal N ends it with -N.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+from runner.events import Logged, Raised, Returned, Usage
+
+RETURN_REPR_LIMIT = 2000  # characters of a return value's repr kept for the log
+INHERITED_SIGNALS = frozenset({signal.SIGTERM, signal.SIGALRM})  # mprun handles these; children must not
+
+
+class _EventHandler(logging.Handler):
+    """Sends each log record to the parent instead of writing it anywhere."""
+
+    def __init__(self, events: Connection) -> None:
+        super().__init__(logging.NOTSET)
+        self.events = events
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.events.send(Logged(record.name, record.levelname, record.getMessage(), record.created))
+        except Exception:  # noqa: BLE001 - as logging.Handler does: a record that cannot be sent is dropped
+            self.handleError(record)
+
+
+def _die_with_parent() -> None:
+    """On Linux, be killed when the process that started us dies, even by SIGKILL."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import multiprocessing
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    # The parent may have died before prctl: then nothing would ever send the signal.
+    parent = multiprocessing.parent_process()
+    if parent is not None and not parent.is_alive():
+        os._exit(1)
+
+
+class Trampoline:
+    """The callable each process runs: set up capture, then run the target or `Process.run`.
+
+    Picklable (spawn and forkserver send it to the child): it holds the target's name, never
+    the target, which is imported in the child from the workflow's pythonpath.
+    """
+
+    def __init__(self, target: str | None, multiprocessing_log: str | None = None) -> None:
+        self.target = target
+        self.multiprocessing_log = multiprocessing_log
+        self.events: Connection | None = None
+        self.stdout: Connection | None = None
+        self.stderr: Connection | None = None
+
+    def attach(self, events: Connection, stdout: Connection, stderr: Connection) -> None:
+        """The pipes of the next start, made just before it (so that no other child inherits them)."""
+        self.events, self.stdout, self.stderr = events, stdout, stderr
+
+    def detach(self) -> None:
+        """Forget the pipes once started: the child has its own copies."""
+        self.events = self.stdout = self.stderr = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # mprun starts children with these signals blocked, since under fork its own Python
+        # handlers came along, and a SIGTERM caught by them would be lost, not fatal. Now
+        # that the defaults are back, a pending SIGTERM ends the child with -15, as it should.
+        for number in INHERITED_SIGNALS:
+            signal.signal(number, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, INHERITED_SIGNALS)
+        _die_with_parent()
+        self._capture()
+        try:
+            if self.target is None:  # a Process subclass: run its own run()
+                import multiprocessing
+
+                process = multiprocessing.current_process()
+                result = type(process).run(process)
+            else:
+                result = _resolve(self.target)(*args, **kwargs)
+        except SystemExit:
+            raise  # an exit status, not an error: multiprocessing turns it into the exit code
+        except BaseException as error:
+            self._send(Raised(type(error).__qualname__, _text(error), traceback.format_exc()))
+            raise
+        else:
+            self._send(Returned(_bounded_repr(result)))
+            return result
+        finally:
+            self._send(_usage())
+
+    def _capture(self) -> None:
+        """Point fds 1 and 2 at the parent's pipes, and logging at the events pipe."""
+        assert self.events is not None and self.stdout is not None and self.stderr is not None
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(self.stdout.fileno(), 1)
+        os.dup2(self.stderr.fileno(), 2)
+        self.stdout.close()
+        self.stderr.close()
+        handler = _EventHandler(self.events)
+        # Under fork the parent's handlers came along; only the parent writes mprun's output.
+        root = logging.getLogger()
+        for old in list(root.handlers):
+            root.removeHandler(old)
+        root.addHandler(handler)
+        if self.multiprocessing_log is not None:
+            import multiprocessing
+
+            logger = multiprocessing.get_logger()
+            for old in list(logger.handlers):
+                logger.removeHandler(old)
+            logger.addHandler(handler)
+            logger.setLevel(self.multiprocessing_log)
+
+    def _send(self, event: object) -> None:
+        try:
+            if self.events is not None:
+                self.events.send(event)
+        except (OSError, ValueError):
+            pass  # the parent is gone; the exit status still tells what happened
+
+
+def _resolve(reference: str) -> Any:
+    import importlib
+
+    module_name, _, attribute = reference.partition(":")
+    found: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        found = getattr(found, part)
+    return found
+
+
+def _text(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception:  # noqa: BLE001 - a user exception whose __str__ raises
+        return f"<{type(error).__name__}: unprintable>"
+
+
+def _bounded_repr(value: object) -> str:
+    try:
+        text = repr(value)
+    except Exception as error:  # noqa: BLE001 - a user __repr__ may raise
+        return f"<unrepresentable {type(value).__name__}: {_text(error)}>"
+    if len(text) > RETURN_REPR_LIMIT:
+        return text[:RETURN_REPR_LIMIT] + f"... ({len(text)} characters)"
+    return text
+
+
+def _usage() -> Usage:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return Usage(usage.ru_utime + usage.ru_stime, usage.ru_maxrss)

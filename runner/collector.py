@@ -1,0 +1,180 @@
+"""The parent's reader of every child's output and events, on one thread of its own.
+
+Children write; only this thread turns what they write into log records (honcho's design):
+each line of a child's stdout and stderr becomes a `process.output` record, in order, and
+each event (log record, exception, return value, resource use) its own record.
+"""
+
+from __future__ import annotations
+
+import selectors
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from runner.events import Logged, Raised, Returned, Usage
+
+# Python's SUBDEBUG and SUBWARNING (multiprocessing's own levels) shown as the nearest standard one.
+_METHODS = {
+    "DEBUG": "debug",
+    "SUBDEBUG": "debug",
+    "INFO": "info",
+    "SUBWARNING": "info",
+    "WARNING": "warning",
+    "ERROR": "error",
+    "CRITICAL": "critical",
+}
+
+
+@dataclass
+class Report:
+    """What one child said about itself, gathered as it ran."""
+
+    raised: Raised | None = None
+    returned: Returned | None = None
+    usage: Usage | None = None
+    open_streams: int = 3
+    lines: int = 0
+
+
+@dataclass
+class _Stream:
+    process: str
+    pid: int
+    name: str  # stdout, stderr or events
+    connection: Connection
+    report: Report
+    partial: bytes = field(default=b"")
+
+
+class Collector:
+    """Reads the pipes of every started child until they close; logs as it goes."""
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+        self.reports: dict[str, Report] = {}
+        self._selector = selectors.DefaultSelector()
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._open = 0
+        self._stopping = False
+        self._wake_read, self._wake_write = _pipe()
+        self._selector.register(self._wake_read, selectors.EVENT_READ, None)
+        self._thread = threading.Thread(target=self._run, name="mprun-collector", daemon=True)
+        self._thread.start()
+
+    def add(self, process: str, pid: int, stdout: Connection, stderr: Connection, events: Connection) -> Report:
+        """Start reading a just-started child's three pipes."""
+        report = Report()
+        with self._lock:
+            self.reports[process] = report
+            for name, connection in (("stdout", stdout), ("stderr", stderr), ("events", events)):
+                self._selector.register(
+                    connection, selectors.EVENT_READ, _Stream(process, pid, name, connection, report)
+                )
+                self._open += 1
+        self._wake_write.send_bytes(b"x")
+        return report
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until every pipe is closed (its child exited, or killed); False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._open:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def close(self) -> None:
+        """Stop reading; what was not read by now is not logged."""
+        with self._lock:
+            self._stopping = True
+        self._wake_write.send_bytes(b"x")
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        # Signals meant for mprun must reach the main thread, which stops the children.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGALRM})
+        while True:
+            with self._lock:
+                if self._stopping:
+                    return
+            for key, _ in self._selector.select():
+                if key.data is None:
+                    self._wake_read.recv_bytes()
+                    continue
+                self._read(key.data)
+
+    def _read(self, stream: _Stream) -> None:
+        if stream.name == "events":
+            try:
+                self._event(stream, stream.connection.recv())
+                return
+            except (EOFError, OSError):
+                pass  # closed: fall through to unregister
+        else:
+            try:
+                chunk = _read_some(stream.connection)
+            except OSError:
+                chunk = b""
+            if chunk:
+                self._lines(stream, chunk)
+                return
+            if stream.partial:  # a last line without its newline
+                self._output(stream, stream.partial)
+                stream.partial = b""
+        with self._lock:
+            self._selector.unregister(stream.connection)
+            stream.connection.close()
+            stream.report.open_streams -= 1
+            self._open -= 1
+            if not self._open:
+                self._idle.notify_all()
+
+    def _lines(self, stream: _Stream, chunk: bytes) -> None:
+        *lines, stream.partial = (stream.partial + chunk).split(b"\n")
+        for line in lines:
+            self._output(stream, line)
+
+    def _output(self, stream: _Stream, line: bytes) -> None:
+        stream.report.lines += 1
+        self.log.info(
+            "process.output",
+            process=stream.process,
+            pid=stream.pid,
+            stream=stream.name,
+            line=line.decode(errors="replace").rstrip("\r"),
+        )
+
+    def _event(self, stream: _Stream, event: object) -> None:
+        where = {"process": stream.process, "pid": stream.pid}
+        if isinstance(event, Logged):
+            method = getattr(self.log, _METHODS.get(event.level, "info"))
+            method("process.log", **where, logger=event.logger, levelname=event.level, message=event.message)
+        elif isinstance(event, Raised):
+            stream.report.raised = event
+            self.log.error(
+                "process.exception", **where, type=event.type, message=event.message, traceback=event.traceback
+            )
+        elif isinstance(event, Returned):
+            stream.report.returned = event
+            self.log.info("process.return", **where, repr=event.repr)
+        elif isinstance(event, Usage):
+            stream.report.usage = event
+
+
+def _pipe() -> tuple[Connection, Connection]:
+    from multiprocessing import Pipe
+
+    return Pipe(duplex=False)
+
+
+def _read_some(connection: Connection) -> bytes:
+    import os
+
+    return os.read(connection.fileno(), 65536)

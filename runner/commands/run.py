@@ -1,0 +1,90 @@
+"""`mprun WORKFLOW` (or `mprun run WORKFLOW`): run a workflow and say whether it met its expectations."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from runner import execution
+from runner.errors import OK, USAGE
+from runner.plan import Plan, make_plan
+from runner.reporter import REPORTERS
+
+
+def _table(result: execution.RunResult) -> str:
+    rows = [("process", "pid", "exit", "signal", "duration", "expected")]
+    for p in result.processes:
+        rows.append(
+            (
+                p.name,
+                "-" if p.pid is None else str(p.pid),
+                "-" if p.exitcode is None else str(p.exitcode),
+                p.signal or "-",
+                "-" if p.duration_s is None else f"{p.duration_s:.3f} s",
+                "yes" if p.expected else "NO",
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    summary = f"run {result.status}: exit status {result.exitcode}; log: {result.log_file}"
+    return "\n".join([*lines, *(f"- {failure}" for failure in result.failures), summary]) + "\n"
+
+
+def _describe(plan: Plan) -> str:
+    workflow = plan.workflow
+    lines = [f"workflow {workflow.name} ({workflow.path})", f"start method: {workflow.start_method or 'default'}"]
+    lines.append("shared objects:" if workflow.objects else "shared objects: none")
+    lines += [
+        f"  {shared.name}: {shared.kind} {dict(shared.options) or ''}".rstrip() for shared in workflow.objects.values()
+    ]
+    lines.append("processes:")
+    for process in plan.processes:
+        name = process.name if process.name is not None else "(multiprocessing's default name)"
+        role = "class" if process.is_class else "target"
+        daemon = ", daemon" if process.daemon else ""
+        lines.append(f"  {name}: {role} {process.target}{daemon}")
+    lines.append("steps (defaults: start all, join the non-daemons):" if plan.default_steps else "steps:")
+    for index, step in enumerate(plan.steps, start=1):
+        fields = {key: value for key, value in vars(step).items() if key != "where"}
+        shown = ", ".join(f"{key}={_plain(value)}" for key, value in fields.items())
+        lines.append(f"  {index}. {step.kind}: {shown}")
+    lines.append("then: stop the daemons still running, join the others")
+    return "\n".join(lines) + "\n"
+
+
+def _plain(value: object) -> str:
+    text = getattr(value, "text", None)
+    if text is not None:
+        return str(text)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_plain(item) for item in value) + "]"
+    return repr(value)
+
+
+def run(
+    workflow: str,
+    *,
+    log_file: str | None = None,
+    log_format: str = "console",
+    dry_run: bool = False,
+    timeout: float | None = None,
+    grace: float = execution.DEFAULT_GRACE,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Run the workflow; 0 when every process met its expectation and no step failed."""
+    out, err = out or sys.stdout, err or sys.stderr
+    try:
+        if dry_run:
+            checked = execution.check_only(workflow)
+            out.write(_describe(make_plan(checked)))
+            return OK
+        result = execution.run(
+            workflow, log_file=log_file, console=err, console_format=log_format, timeout=timeout, grace=grace
+        )
+    except execution.InvalidWorkflow as invalid:
+        REPORTERS["text"]([invalid.result], err, err)
+        return USAGE
+    if log_format == "console":
+        err.write(_table(result))
+    return result.exitcode

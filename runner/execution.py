@@ -1,0 +1,318 @@
+"""Run a workflow: check it, plan it, drive it on multiprocessing, judge how each process ended.
+
+`run()` is the Python API and what `mprun WORKFLOW` calls. It returns a `RunResult`; problems
+with the workflow itself raise `InvalidWorkflow` (nothing was started).
+"""
+
+from __future__ import annotations
+
+import datetime
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from runner.checker import CheckResult, check_document
+from runner.document import Document, load
+from runner.errors import FAILED, INTERRUPTED, OK, TERMINATED, MprunError, Terminated
+from runner.plan import Plan, make_plan
+from runner.problem import Problem
+from runner.workflow import Workflow, holds_plain_data
+
+DEFAULT_GRACE = 5.0
+LOG_FOLDER = "mprun-logs"
+
+
+class InvalidWorkflow(MprunError):
+    """The workflow has problems of error severity: nothing was started."""
+
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(f"{result.path} is not a valid workflow")
+        self.result = result
+
+
+class Interrupted(BaseException):
+    """The run was stopped from outside (Ctrl-C, SIGTERM) or by its time limit."""
+
+    def __init__(self, status: int, why: str) -> None:
+        super().__init__(why)
+        self.status = status
+        self.why = why
+
+
+@dataclass(frozen=True)
+class ProcessOutcome:
+    """How one process ended, and whether that is what the workflow expected."""
+
+    name: str
+    key: str
+    replica: int
+    pid: int | None
+    exitcode: int | None
+    signal: str | None
+    duration_s: float | None
+    cpu_s: float | None
+    max_rss_kb: int | None
+    expected: bool
+    exception: str | None
+    returned: str | None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished run: its status, mprun's exit status, every process's outcome."""
+
+    status: str  # ok, failed or interrupted
+    exitcode: int
+    processes: tuple[ProcessOutcome, ...]
+    failures: tuple[str, ...]
+    log_file: Path
+    run_id: str
+
+
+def _signal_name(exitcode: int | None) -> str | None:
+    if exitcode is None or exitcode >= 0:
+        return None
+    try:
+        return signal.Signals(-exitcode).name
+    except ValueError:
+        return f"signal {-exitcode}"
+
+
+def _met(handle: Any) -> bool:
+    code: int | None = handle.process.exitcode
+    if code is None:
+        return False
+    expect = handle.planned.expect
+    if expect is None:
+        # As a person reads it: a process this run stopped was meant to end by SIGTERM.
+        return code == (-signal.SIGTERM if handle.terminated else 0)
+    return bool(code in expect.exitcodes or _signal_name(code) in {name.text for name in expect.signals})
+
+
+def _outcome(handle: Any) -> ProcessOutcome:
+    report = handle.report
+    duration = None
+    if handle.started is not None and handle.ended is not None:
+        duration = round(handle.ended - handle.started, 6)
+    return ProcessOutcome(
+        name=handle.name,
+        key=handle.planned.key,
+        replica=handle.planned.replica,
+        pid=handle.process.pid,
+        exitcode=handle.process.exitcode,
+        signal=_signal_name(handle.process.exitcode),
+        duration_s=duration,
+        cpu_s=round(report.usage.cpu_s, 6) if report.usage else None,
+        max_rss_kb=report.usage.max_rss_kb if report.usage else None,
+        expected=_met(handle),
+        exception=f"{report.raised.type}: {report.raised.message}" if report.raised else None,
+        returned=report.returned.repr if report.returned else None,
+    )
+
+
+def _imports(plan: Plan, document: Document) -> list[Problem]:
+    """Import every target in this process, as the run is about to (problems as `mprun check`'s)."""
+    from runner.inspection import answer_problems, target_checks
+    from runner.probe import examine
+
+    checks = target_checks(plan.workflow)
+    modules: dict[str, Any] = {}
+    answers = {}
+    for index, check in enumerate(checks):
+        request = {"target": check.target, "role": check.role, "nargs": check.nargs, "kwargs": list(check.kwargs)}
+        answers[index] = examine(request, modules)
+    return answer_problems(checks, answers, document)
+
+
+@contextmanager
+def _pythonpath(folders: list[Path]) -> Iterator[None]:
+    """Targets import from the workflow's folders, here and (through spawn's preparation data
+    or fork's memory) in every child."""
+    added = [str(folder) for folder in folders if str(folder) not in sys.path]
+    sys.path[:0] = added
+    try:
+        yield
+    finally:
+        for entry in added:
+            if entry in sys.path:
+                sys.path.remove(entry)
+
+
+@contextmanager
+def _start_method(method: str | None) -> Iterator[str]:
+    """The workflow's start method as multiprocessing's default, so that user Process
+    subclasses, which start with the default context, use it too."""
+    previous = multiprocessing.get_start_method(allow_none=True)
+    chosen = method or multiprocessing.get_context().get_start_method()
+    multiprocessing.set_start_method(chosen, force=True)
+    try:
+        yield chosen
+    finally:
+        multiprocessing.set_start_method(previous, force=True)
+
+
+@contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    if not seconds:
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise Interrupted(FAILED, f"the run took longer than --timeout {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _checked(path: str | Path) -> tuple[Document, Workflow]:
+    """As `mprun check` does, but without the import probes: a run imports the targets itself."""
+    document, problems = load(path, plain_data=holds_plain_data)
+    checked = CheckResult(str(path), tuple(problems))
+    if document is not None and not problems:
+        checked = check_document(document, imports=False)
+    if document is None or not checked.ok or checked.workflow is None:
+        raise InvalidWorkflow(checked)
+    return document, checked.workflow
+
+
+def check_only(path: str | Path) -> Workflow:
+    """The workflow at `path`, checked; raises `InvalidWorkflow`. What `--dry-run` plans."""
+    return _checked(path)[1]
+
+
+def default_log_file(workflow_name: str, run_id: str) -> Path:
+    """Where a run's JSON lines go without `--log-file`: `mprun-logs/<workflow>-<run id>.jsonl`."""
+    return Path(LOG_FOLDER) / f"{workflow_name}-{run_id}.jsonl"
+
+
+def run(
+    path: str | Path,
+    *,
+    log_file: str | Path | None = None,
+    console: TextIO | None = None,
+    console_format: str = "console",
+    timeout: float | None = None,
+    grace: float = DEFAULT_GRACE,
+) -> RunResult:
+    """Check, plan and run the workflow at `path`; its log goes to `log_file`.
+
+    Raises `InvalidWorkflow` when the workflow has errors. Ctrl-C and SIGTERM (as
+    `KeyboardInterrupt` or any `Interrupted`) stop every child before returning.
+    """
+    from runner import log as logs
+    from runner.backend import Backend
+
+    document, workflow = _checked(path)
+    plan = make_plan(workflow)
+    run_id = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    target = Path(log_file) if log_file else default_log_file(plan.workflow.name, run_id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _pythonpath(plan.workflow.python_folders()):
+        imported = _imports(plan, document)
+        if imported:
+            raise InvalidWorkflow(CheckResult(str(path), tuple(imported), workflow))
+        with open(target, "w", encoding="utf-8") as stream, _start_method(plan.workflow.start_method) as method:
+            log = logs.configure(
+                log_file=stream,
+                console=console or sys.stderr,
+                console_format=console_format,
+                run_id=run_id,
+                workflow=plan.workflow.name,
+            )
+            return _drive(plan, log, Backend, method, target, run_id, timeout, grace)
+
+
+def _drive(
+    plan: Plan,
+    log: Any,
+    backend_class: Any,
+    method: str,
+    log_file: Path,
+    run_id: str,
+    timeout: float | None,
+    grace: float,
+) -> RunResult:
+    log.info(
+        "run.start",
+        path=plan.workflow.path,
+        start_method=method,
+        python=sys.version.split()[0],
+        pid=os.getpid(),
+        log_file=str(log_file),
+        processes=len(plan.processes),
+    )
+    began = time.monotonic()
+    backend = backend_class(plan, log)
+    failures: list[str] = []
+    status, exitcode = "ok", OK
+    try:
+        with _time_limit(timeout):
+            try:
+                backend.build()
+                failures = backend.execute()
+                backend.finish(grace)
+            except KeyboardInterrupt:
+                raise Interrupted(INTERRUPTED, "interrupted (SIGINT)") from None
+    except Interrupted as stop:
+        status, exitcode = ("interrupted" if stop.status != FAILED else "failed"), stop.status
+        failures.append(stop.why)
+        log.warning("run.stopping", reason=stop.why)
+        backend.stop_everything(grace)
+    except Terminated:
+        status, exitcode = "interrupted", TERMINATED
+        failures.append("terminated (SIGTERM)")
+        log.warning("run.stopping", reason="terminated (SIGTERM)")
+        backend.stop_everything(grace)
+    except BaseException:
+        backend.stop_everything(grace)
+        backend.close()
+        raise
+    backend.close()
+    outcomes = []
+    for handles in backend.handles.values():
+        for handle in handles:
+            outcome = _outcome(handle)
+            outcomes.append(outcome)
+            if handle.started is not None:
+                method_ = log.info if outcome.expected else log.error
+                method_(
+                    "process.exit",
+                    process=outcome.name,
+                    pid=outcome.pid,
+                    exitcode=outcome.exitcode,
+                    signal=outcome.signal,
+                    duration_s=outcome.duration_s,
+                    cpu_s=outcome.cpu_s,
+                    max_rss_kb=outcome.max_rss_kb,
+                    expected=outcome.expected,
+                )
+    if status == "ok" and (failures or not all(outcome.expected for outcome in outcomes)):
+        status, exitcode = "failed", FAILED
+    counts = {
+        "processes": len(outcomes),
+        "expected": sum(outcome.expected for outcome in outcomes),
+        "unexpected": sum(not outcome.expected for outcome in outcomes),
+        "failed_steps": len(failures),
+    }
+    log.info(
+        "run.end",
+        status=status,
+        exitcode=exitcode,
+        duration_s=round(time.monotonic() - began, 6),
+        failures=failures,
+        **counts,
+    )
+    return RunResult(status, exitcode, tuple(outcomes), tuple(failures), log_file, run_id)

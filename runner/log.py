@@ -1,0 +1,104 @@
+"""mprun's own output: one structlog logger writing JSON lines to the log file and, for people,
+a readable line per event on stderr. Configured once per run, in the parent only.
+
+The log contract (documented in the README): every line has `timestamp` (ISO 8601, UTC),
+`level`, `event`, `run_id` and `workflow`; records about a process add `process` and `pid`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+EventDict = MutableMapping[str, Any]
+
+
+def _console_line(event: EventDict) -> str | None:
+    """The human view of one event, or None for events the console leaves to the log file."""
+    name = event.get("event", "")
+    who = str(event.get("process", "mprun"))
+    if name == "process.output":
+        mark = "|" if event.get("stream") == "stdout" else "!"
+        return f"{who} {mark} {event.get('line', '')}"
+    if name == "process.log":
+        return f"{who} | [{event.get('logger')}] {event.get('levelname')}: {event.get('message')}"
+    if name == "process.exception":
+        return f"{who} ! raised {event.get('type')}: {event.get('message')}"
+    if name == "process.start":
+        return f"{who} - started (pid {event.get('pid')})"
+    if name == "process.exit":
+        how = f"signal {event['signal']}" if event.get("signal") else f"exit code {event.get('exitcode')}"
+        verdict = "as expected" if event.get("expected") else "NOT as expected"
+        return f"{who} - ended with {how}, {verdict}"
+    if name == "process.return":
+        return f"{who} - returned {event.get('repr')}"
+    if name == "queue.get":
+        return f"mprun - got from {event.get('queue')}: {event.get('item')}"
+    if name == "step.start":
+        return f"mprun > {event.get('kind')} {event.get('subject', '')}".rstrip()
+    if name == "step.end":
+        detail = f" ({event['detail']})" if event.get("detail") else ""
+        return f"mprun < {event.get('kind')}: {event.get('outcome')}{detail}"
+    if name == "run.start":
+        return f"mprun - running {event.get('workflow')} ({event.get('start_method')}), log: {event.get('log_file')}"
+    if name == "run.end":
+        return f"mprun - run {event.get('status')}"
+    if name.startswith("process.") or name.startswith("run."):
+        return None
+    return f"{who} - {name} {json.dumps({k: v for k, v in event.items() if k not in _BASE}, default=str)}"
+
+
+_BASE = frozenset({"event", "timestamp", "level", "run_id", "workflow", "process", "pid"})
+
+
+class _Console:
+    """A structlog processor that also shows each event on the console, then passes it on."""
+
+    def __init__(self, stream: TextIO, as_json: bool) -> None:
+        self.stream = stream
+        self.as_json = as_json
+
+    def __call__(self, logger: object, method: str, event: EventDict) -> EventDict:
+        line = json.dumps(event, default=str) if self.as_json else _console_line(event)
+        if line is not None:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+        return event
+
+
+class _File:
+    """Writes each rendered line to the log file, whole lines under a lock (several threads log)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.lock = threading.Lock()
+
+    def msg(self, message: str) -> None:
+        with self.lock:
+            self.stream.write(message + "\n")
+            self.stream.flush()
+
+    info = warning = error = critical = debug = msg
+
+
+def configure(
+    *, log_file: TextIO, console: TextIO, console_format: str, run_id: str, workflow: str
+) -> structlog.typing.FilteringBoundLogger:
+    """The run's logger; events bound to `run_id` and `workflow`."""
+    file = _File(log_file)
+    logger = structlog.wrap_logger(
+        file,
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _Console(console, console_format == "json"),
+            structlog.processors.JSONRenderer(default=str),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(0),
+        cache_logger_on_first_use=True,
+    )
+    return logger.bind(run_id=run_id, workflow=workflow)  # type: ignore[no-any-return]
