@@ -206,6 +206,7 @@ def run(
     console_format: str = "console",
     timeout: float | None = None,
     grace: float = DEFAULT_GRACE,
+    start_method: str | None = None,
 ) -> RunResult:
     """Check, plan and run the workflow at `path`; its log goes to `log_file`.
 
@@ -224,7 +225,10 @@ def run(
         imported = _imports(plan, document)
         if imported:
             raise InvalidWorkflow(CheckResult(str(path), tuple(imported), workflow))
-        with open(target, "w", encoding="utf-8") as stream, _start_method(plan.workflow.start_method) as method:
+        with (
+            open(target, "w", encoding="utf-8") as stream,
+            _start_method(start_method or plan.workflow.start_method) as method,
+        ):
             log = logs.configure(
                 log_file=stream,
                 console=console or sys.stderr,

@@ -77,6 +77,11 @@ def _parser() -> argparse.ArgumentParser:
         default="console",
         help="what goes to stderr: console (default, for people) or json (the log's lines)",
     )
+    run.add_argument(
+        "--start-method",
+        choices=("fork", "spawn", "forkserver"),
+        help="start processes this way, whatever the workflow says",
+    )
     run.add_argument("--dry-run", action="store_true", help="print the plan: processes, objects, steps; start nothing")
     run.add_argument(
         "--timeout",
@@ -115,14 +120,10 @@ COMMANDS = ("check", "run", "schema")
 
 
 def _with_command(argv: Sequence[str]) -> list[str]:
-    """`mprun WORKFLOW ...` is `mprun run WORKFLOW ...`."""
-    for index, argument in enumerate(argv):
-        if argument.startswith("-"):
-            if argument in ("-h", "--help", "--version"):
-                return list(argv)
-            continue
-        return list(argv) if argument in COMMANDS else [*argv[:index], "run", *argv[index:]]
-    return list(argv)
+    """`mprun [OPTIONS] WORKFLOW` is `mprun run [OPTIONS] WORKFLOW`."""
+    if not argv or argv[0] in COMMANDS or argv[0] in ("-h", "--help", "--version"):
+        return list(argv)
+    return ["run", *argv]
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -136,6 +137,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             timeout=args.timeout,
             grace=args.grace,
+            start_method=args.start_method,
         )
     if args.command == "check":
         from runner.commands.check import check

@@ -39,7 +39,7 @@ def _describe(plan: Plan) -> str:
     ]
     lines.append("processes:")
     for process in plan.processes:
-        name = process.name if process.name is not None else "(multiprocessing's default name)"
+        name = process.name if process.name is not None else f"{process.label} (multiprocessing names it)"
         role = "class" if process.is_class else "target"
         daemon = ", daemon" if process.daemon else ""
         lines.append(f"  {name}: {role} {process.target}{daemon}")
@@ -69,6 +69,7 @@ def run(
     dry_run: bool = False,
     timeout: float | None = None,
     grace: float = execution.DEFAULT_GRACE,
+    start_method: str | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
@@ -80,7 +81,13 @@ def run(
             out.write(_describe(make_plan(checked)))
             return OK
         result = execution.run(
-            workflow, log_file=log_file, console=err, console_format=log_format, timeout=timeout, grace=grace
+            workflow,
+            log_file=log_file,
+            console=err,
+            console_format=log_format,
+            timeout=timeout,
+            grace=grace,
+            start_method=start_method,
         )
     except execution.InvalidWorkflow as invalid:
         REPORTERS["text"]([invalid.result], err, err)
