@@ -1,0 +1,239 @@
+"""`mprun WORKFLOW` beyond the seed: every object kind, failures, signals, time limits, capture."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT, alive, children, write
+from tests.test_run import Log, run_mprun
+
+pytestmark = pytest.mark.timeout(120)
+
+GOOD = ROOT / "tests" / "acceptance" / "good"
+
+JOBS = """
+import ctypes, os, sys, time
+
+def chatty():
+    print("buffered, never flushed")
+    os.write(1, b"straight to fd 1\\n")
+    ctypes.CDLL(None).write(2, b"from C, to fd 2\\n", 16)
+    sys.stdout.write("no newline at the end")
+
+def sleeper(seconds=60):
+    time.sleep(seconds)
+
+def suicide():
+    os.kill(os.getpid(), 9)
+
+def modules():
+    print(" ".join(sorted(name for name in sys.modules if name.split(".")[0] in
+                           ("yaml", "jsonschema", "structlog", "referencing"))) or "clean")
+
+def pid_file(path):
+    with open(path, "a") as out:
+        out.write(f"{os.getpid()}\\n")
+    time.sleep(60)
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    write(tmp_path, "jobs.py", JOBS)
+    return tmp_path
+
+
+def workflow(project: Path, body: str, name: str = "w.yaml") -> Path:
+    return write(project, name, "version: 1\n" + body)
+
+
+@pytest.mark.parametrize("path", sorted(GOOD.glob("*.yaml")), ids=lambda path: path.name)
+def test_the_good_corpus_runs_every_object_and_step_kind(path: Path, tmp_path: Path) -> None:
+    log = run_mprun(path, tmp_path / "run.jsonl")
+    assert log.exitcode == 0, log.stderr
+    assert log.events("run.end")[0]["status"] == "ok"
+
+
+def test_output_is_captured_at_the_file_descriptor_without_pythonunbuffered(project: Path) -> None:
+    log = run_mprun(workflow(project, "processes: {p: {target: jobs:chatty}}\n"), project / "run.jsonl")
+    assert log.exitcode == 0, log.stderr
+    stdout = [r["line"] for r in log.events("process.output", stream="stdout")]
+    stderr = [r["line"] for r in log.events("process.output", stream="stderr")]
+    assert sorted(stdout) == sorted(["buffered, never flushed", "straight to fd 1", "no newline at the end"])
+    assert stderr == ["from C, to fd 2"]
+
+
+def test_the_child_side_imports_only_the_standard_library(project: Path) -> None:
+    log = run_mprun(
+        workflow(project, "start_method: spawn\nprocesses: {p: {target: jobs:modules}}\n"), project / "run.jsonl"
+    )
+    assert log.lines("p") == ["clean"]
+
+
+def test_a_child_killed_by_sigkill_fails_the_run(project: Path) -> None:
+    log = run_mprun(workflow(project, "processes: {p: {target: jobs:suicide}}\n"), project / "run.jsonl")
+    assert log.exitcode == 1
+    [ended] = log.events("process.exit")
+    assert (ended["exitcode"], ended["signal"], ended["expected"]) == (-9, "SIGKILL", False)
+    assert log.events("run.end")[0]["status"] == "failed"
+
+
+def test_a_step_that_times_out_fails_the_run_but_later_steps_still_run(project: Path) -> None:
+    body = (
+        "queues: {q: {}}\nevents: {e: {}}\nprocesses: {p: {target: jobs:sleeper, args: [0], kwargs: {}}}\n"
+        "steps:\n  - start: p\n  - get: {queue: q, timeout: 0.2}\n  - wait: {event: e, timeout: 0.1}\n"
+        "  - join: p\n"
+    )
+    log = run_mprun(workflow(project, body), project / "run.jsonl")
+    assert log.exitcode == 1
+    outcomes = [(r["kind"], r["outcome"]) for r in log.events("step.end")]
+    assert outcomes == [("start", "ok"), ("get", "timeout"), ("wait", "timeout"), ("join", "ok")]
+    assert len(log.events("run.end")[0]["failures"]) == 2
+
+
+def test_an_invalid_workflow_starts_nothing_and_exits_2(project: Path) -> None:
+    path = workflow(project, "processes: {p: {target: jobs:sleeper, replicas: 0}}\n")
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", str(path), "--log-file", str(project / "run.jsonl")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"{path}:2:49: error: 'replicas' must be at least 1" in result.stderr
+    assert not (project / "run.jsonl").exists()
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", str(workflow(project, "processes: {p: {target: jobs:nope}}\n", "x.yaml"))],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "'jobs' has no attribute 'nope'" in result.stderr
+
+
+def test_the_whole_run_time_limit_stops_everything(project: Path) -> None:
+    started = time.monotonic()
+    log = run_mprun(
+        workflow(project, "processes: {p: {target: jobs:sleeper}}\n"),
+        project / "run.jsonl",
+        "--timeout",
+        "1",
+        "--grace",
+        "1",
+    )
+    assert time.monotonic() - started < 15
+    assert log.exitcode == 1
+    [ended] = log.events("process.exit")
+    assert ended["signal"] == "SIGTERM"
+    assert log.events("run.end")[0]["status"] == "failed"
+
+
+@pytest.mark.parametrize("signum,status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupting_mprun_stops_every_child_and_completes_the_log(project: Path, signum: int, status: int) -> None:
+    pids = project / "pids"
+    path = workflow(project, f"processes: {{p: {{target: jobs:pid_file, args: ['{pids}'], replicas: 3}}}}\n")
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    mprun = subprocess.Popen(
+        [sys.executable, "-m", "runner", str(path), "--log-file", str(project / "run.jsonl"), "--grace", "1"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while (not pids.exists() or len(pids.read_text().split()) < 3) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = [int(pid) for pid in pids.read_text().split()]
+        mprun.send_signal(signum)
+        assert mprun.wait(timeout=20) == status
+        assert not [pid for pid in started if alive(pid)]
+    finally:
+        mprun.kill()
+        mprun.wait()
+    log = Log(project / "run.jsonl", status, "")
+    [end] = log.events("run.end")
+    assert (end["status"], end["exitcode"]) == ("interrupted", status)
+    assert all(record["signal"] == "SIGTERM" for record in log.events("process.exit"))
+
+
+def test_children_die_with_mprun_even_when_it_is_killed(project: Path) -> None:
+    path = workflow(
+        project, f"processes: {{p: {{target: jobs:pid_file, args: ['{project / 'pids'}'], replicas: 2}}}}\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    mprun = subprocess.Popen(
+        [sys.executable, "-m", "runner", str(path), "--log-file", str(project / "run.jsonl")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(children(mprun.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        while (
+            not (project / "pids").exists() or len((project / "pids").read_text().split()) < 2
+        ) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = [int(pid) for pid in (project / "pids").read_text().split()]
+        mprun.kill()
+        mprun.wait(timeout=10)
+        deadline = time.monotonic() + 2
+        while any(alive(pid) for pid in started) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in started if alive(pid)]
+    finally:
+        mprun.kill()
+        mprun.wait()
+    for line in (project / "run.jsonl").read_text().splitlines():
+        json.loads(line)  # every line written is whole
+
+
+def test_dry_run_prints_the_plan_and_starts_nothing(project: Path) -> None:
+    path = workflow(project, "queues: {q: {}}\nprocesses: {p: {target: jobs:sleeper, args: [$q], replicas: 2}}\n")
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", "--dry-run", str(path)],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert "  p-0: target jobs:sleeper" in result.stdout and "  p-1: target jobs:sleeper" in result.stdout
+    assert "  q: queue" in result.stdout
+    assert not (project / "mprun-logs").exists()
+
+
+def test_the_python_api(project: Path) -> None:
+    import io
+
+    import runner
+
+    console = io.StringIO()
+    result = runner.run(
+        workflow(project, "processes: {p: {target: jobs:sleeper, args: [0]}}\n"),
+        log_file=project / "api.jsonl",
+        console=console,
+    )
+    assert (result.status, result.exitcode) == ("ok", 0)
+    [outcome] = result.processes
+    assert (outcome.name, outcome.exitcode, outcome.expected, outcome.returned) == ("p", 0, True, "None")
+    assert result.log_file == project / "api.jsonl" and "p - ended with exit code 0" in console.getvalue()
