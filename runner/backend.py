@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.child import INHERITED_SIGNALS, Trampoline, _resolve
+from runner.child import INHERITED_SIGNALS, Trampoline, resolve
 from runner.collector import Collector, Report
 from runner.plan import Plan, PlannedProcess
 from runner.workflow import (
@@ -82,7 +82,7 @@ class Backend:
             args = self._bind(planned.args)
             kwargs = self._bind(dict(planned.kwargs))
             if planned.is_class:
-                process = _resolve(planned.target)(*args, **kwargs)
+                process = resolve(planned.target)(*args, **kwargs)
                 if planned.name is not None:
                     process.name = planned.name
                 process.daemon = planned.daemon
@@ -122,7 +122,7 @@ class Backend:
             return ctx.Condition(self.objects[lock] if lock else None)
         if kind == "barrier":
             action = options.get("action")
-            return ctx.Barrier(options["parties"], _resolve(action) if action else None, options.get("timeout"))
+            return ctx.Barrier(options["parties"], resolve(action) if action else None, options.get("timeout"))
         if kind == "value":
             typecode = options.get("type", "i")
             return ctx.Value(typecode, _typed(typecode, options.get("value", 0)), lock=options.get("lock", True))
@@ -284,7 +284,7 @@ class Backend:
     def _put(self, step: Put) -> int:
         target = self.objects[step.queue.text]
         if step.source is not None:
-            items = list(_resolve(step.source)(*step.args, **step.kwargs))
+            items = list(resolve(step.source)(*step.args, **step.kwargs))
         else:
             repeat = len(self.plan.replicas(step.per.text)) if step.per is not None else step.count
             items = [item for item in step.items for _ in range(repeat)]

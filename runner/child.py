@@ -89,7 +89,7 @@ class Trampoline:
                 process = multiprocessing.current_process()
                 result = type(process).run(process)
             else:
-                result = _resolve(self.target)(*args, **kwargs)
+                result = resolve(self.target)(*args, **kwargs)
         except SystemExit:
             raise  # an exit status, not an error: multiprocessing turns it into the exit code
         except BaseException as error:
@@ -133,7 +133,8 @@ class Trampoline:
             pass  # the parent is gone; the exit status still tells what happened
 
 
-def _resolve(reference: str) -> Any:
+def resolve(reference: str) -> Any:
+    """The object `module:attribute` names, importing its module (the attribute may be dotted)."""
     import importlib
 
     module_name, _, attribute = reference.partition(":")
