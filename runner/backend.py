@@ -353,13 +353,3 @@ def _subject(step: Step) -> str:
             return str(value.text)
     seconds = getattr(step, "seconds", None)
     return f"{seconds:g} s" if seconds is not None else ""
-
-
-def signal_name(exitcode: int | None) -> str | None:
-    """`SIGTERM` for exit code -15; None for a normal exit."""
-    if exitcode is None or exitcode >= 0:
-        return None
-    try:
-        return signal.Signals(-exitcode).name
-    except ValueError:
-        return f"signal {-exitcode}"

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / "workflows"
 MINIMAL = "version: 1\nprocesses:\n  p: {target: os:getpid}\n"
+
+
+def user_env() -> dict[str, str]:
+    """The environment for a child interpreter, as on a user's machine (no PYTHONUNBUFFERED)."""
+    return {
+        key: value for key, value in os.environ.items() if key not in ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")
+    }
 
 
 def write(folder: Path, name: str, text: str) -> Path:

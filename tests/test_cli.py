@@ -15,7 +15,7 @@ import pytest
 
 from runner.main import main
 from runner.schema import load_schema
-from tests.support import MINIMAL, ROOT, WORKFLOWS, alive, children, write
+from tests.support import MINIMAL, ROOT, WORKFLOWS, alive, children, user_env, write
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -79,7 +79,7 @@ def test_schema_command_prints_the_schema(capsys: pytest.CaptureFixture[str]) ->
 
 
 def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    env = user_env()
     return subprocess.run(
         [sys.executable, "-m", "runner", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
     )
@@ -133,7 +133,7 @@ def test_a_bug_on_one_file_is_reported_and_the_others_still_checked(tmp_path: Pa
 def test_interrupting_a_check_stops_the_import_probes(tmp_path: Path, signum: int, status: int) -> None:
     write(tmp_path, "slow.py", "import time\ntime.sleep(120)\n")
     workflows = [write(tmp_path, f"w{i}.yaml", "version: 1\nprocesses: {p: {target: slow:f}}\n") for i in range(2)]
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    env = user_env()
     mprun = subprocess.Popen(
         [sys.executable, "-m", "runner", "check", "--import-timeout", "60", *map(str, workflows)],
         cwd=ROOT,
@@ -185,7 +185,7 @@ def test_import_timeout_must_be_a_sensible_number(value: str, capsys: pytest.Cap
 
 def test_standard_input_is_checked_as_a_file_in_the_current_folder(tmp_path: Path) -> None:
     write(tmp_path, "jobs.py", "def work(n): pass\n")
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    env = user_env()
     text = "version: 1\nprocesses:\n  p: {target: jobs:work, args: [1, 2]}\n"
     result = subprocess.run(
         [sys.executable, "-m", "runner", "check", "-"],
@@ -201,7 +201,7 @@ def test_standard_input_is_checked_as_a_file_in_the_current_folder(tmp_path: Pat
 
 
 def test_non_utf8_standard_input_is_a_located_problem() -> None:
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    env = user_env()
     result = subprocess.run(
         [sys.executable, "-m", "runner", "check", "-"],
         input=b"version: 1\nname: \xff\n",
@@ -217,7 +217,7 @@ def test_non_utf8_standard_input_is_a_located_problem() -> None:
 
 
 def test_closed_standard_input_is_a_usage_error() -> None:
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    env = user_env()
     result = subprocess.run(
         [sys.executable, "-m", "runner", "check", "-"],
         stdin=subprocess.DEVNULL,
@@ -233,7 +233,7 @@ def test_closed_standard_input_is_a_usage_error() -> None:
 
 
 def test_a_reader_that_goes_away_gets_no_traceback() -> None:
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    env = user_env()
     read, write_end = os.pipe()
     os.close(read)
     result = subprocess.run(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, alive, children, write
+from tests.support import ROOT, alive, children, user_env, write
 from tests.test_run import Log, run_mprun
 
 pytestmark = pytest.mark.timeout(120)
@@ -101,7 +100,7 @@ def test_a_step_that_times_out_fails_the_run_but_later_steps_still_run(project: 
 
 def test_an_invalid_workflow_starts_nothing_and_exits_2(project: Path) -> None:
     path = workflow(project, "processes: {p: {target: jobs:sleeper, replicas: 0}}\n")
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    env = user_env()
     result = subprocess.run(
         [sys.executable, "-m", "runner", str(path), "--log-file", str(project / "run.jsonl")],
         cwd=ROOT,
@@ -145,7 +144,7 @@ def test_the_whole_run_time_limit_stops_everything(project: Path) -> None:
 def test_interrupting_mprun_stops_every_child_and_completes_the_log(project: Path, signum: int, status: int) -> None:
     pids = project / "pids"
     path = workflow(project, f"processes: {{p: {{target: jobs:pid_file, args: ['{pids}'], replicas: 3}}}}\n")
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    env = user_env()
     mprun = subprocess.Popen(
         [sys.executable, "-m", "runner", str(path), "--log-file", str(project / "run.jsonl"), "--grace", "1"],
         cwd=ROOT,
@@ -175,7 +174,7 @@ def test_children_die_with_mprun_even_when_it_is_killed(project: Path) -> None:
     path = workflow(
         project, f"processes: {{p: {{target: jobs:pid_file, args: ['{project / 'pids'}'], replicas: 2}}}}\n"
     )
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    env = user_env()
     mprun = subprocess.Popen(
         [sys.executable, "-m", "runner", str(path), "--log-file", str(project / "run.jsonl")],
         cwd=ROOT,
@@ -207,7 +206,7 @@ def test_children_die_with_mprun_even_when_it_is_killed(project: Path) -> None:
 
 def test_dry_run_prints_the_plan_and_starts_nothing(project: Path) -> None:
     path = workflow(project, "queues: {q: {}}\nprocesses: {p: {target: jobs:sleeper, args: [$q], replicas: 2}}\n")
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    env = user_env()
     result = subprocess.run(
         [sys.executable, "-m", "runner", "--dry-run", str(path)],
         cwd=project,

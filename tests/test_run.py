@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import ROOT, WORKFLOWS
+from tests.support import ROOT, WORKFLOWS, user_env
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -41,7 +40,7 @@ class Log:
 
 
 def run_mprun(workflow: Path, log_file: Path, *args: str, timeout: float = 90) -> Log:
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    env = user_env()
     result = subprocess.run(
         [sys.executable, "-m", "runner", *args, str(workflow), "--log-file", str(log_file)],
         cwd=ROOT,
