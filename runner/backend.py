@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.child import INHERITED_SIGNALS, Trampoline, resolve
+from runner.child import BLOCKED_AT_START, Trampoline, guard, resolve
 from runner.collector import Collector, Report
 from runner.plan import Plan, PlannedProcess
 from runner.workflow import (
@@ -53,8 +53,8 @@ class Handle:
         return str(self.process.name)
 
 
-class StepFailed(Exception):
-    """A step did not get what it waited for (a timeout), or could not be taken."""
+class BuildFailed(Exception):
+    """A shared object or a process could not be made (user code raised): nothing can run."""
 
 
 class Backend:
@@ -75,21 +75,30 @@ class Backend:
     def build(self) -> None:
         """Create the shared objects, then every process object, in file order."""
         for shared in self.plan.workflow.objects.values():
-            self.objects[shared.name] = self._shared(shared.kind, shared.options)
+            try:
+                self.objects[shared.name] = self._shared(shared.kind, shared.options)
+            except Exception as error:
+                raise BuildFailed(f"making {shared.name} raised {type(error).__name__}: {error}") from error
         mp_log = self.plan.workflow.multiprocessing_log
         for planned in self.plan.processes:
             trampoline = Trampoline(None if planned.is_class else planned.target, mp_log)
             args = self._bind(planned.args)
             kwargs = self._bind(dict(planned.kwargs))
             if planned.is_class:
-                process = resolve(planned.target)(*args, **kwargs)
+                try:
+                    process = resolve(planned.target)(*args, **kwargs)
+                except Exception as error:
+                    raise BuildFailed(
+                        f"constructing {planned.label} ({planned.target}) raised {type(error).__name__}: {error}"
+                    ) from error
                 if planned.name is not None:
                     process.name = planned.name
-                process.daemon = planned.daemon
+                if planned.daemon is not None:  # else the class decides, as in its own __init__
+                    process.daemon = planned.daemon
                 process.run = trampoline  # run() runs the class's own run() after the set-up
             else:
                 process = self.ctx.Process(
-                    target=trampoline, args=args, kwargs=kwargs, name=planned.name, daemon=planned.daemon
+                    target=trampoline, args=args, kwargs=kwargs, name=planned.name, daemon=bool(planned.daemon)
                 )
                 if planned.name is None:
                     # multiprocessing.Process's own default ("Process-3"), not the context class's
@@ -144,7 +153,11 @@ class Backend:
 
     def _manager(self) -> Any:
         if self.manager is None:
-            self.manager = self.ctx.Manager()
+            from multiprocessing.managers import SyncManager
+
+            # Its server process must not outlive mprun either.
+            self.manager = SyncManager(ctx=self.ctx)
+            self.manager.start(initializer=guard)
         return self.manager
 
     def _bind(self, value: Any) -> Any:
@@ -169,9 +182,22 @@ class Backend:
             began = self.clock()
             try:
                 outcome, detail = self._take(step)
-            except StepFailed as failure:
-                outcome, detail = "failed", str(failure)
-                failures.append(f"step {index + 1} ({step.kind} {subject}): {failure}")
+            except BaseException as error:
+                if not isinstance(error, Exception):  # Ctrl-C, SIGTERM, the time limit: say so, go on up
+                    self.log.warning(
+                        "step.end",
+                        step=index + 1,
+                        kind=step.kind,
+                        subject=subject,
+                        outcome="interrupted",
+                        duration_s=round(self.clock() - began, 6),
+                        detail=None,
+                    )
+                    raise
+                # User code (a `put: from:` callable) raised, or multiprocessing refused (a start
+                # that cannot pickle its process, no file descriptors left): this step failed.
+                outcome, detail = "failed", f"{type(error).__name__}: {error}"
+                failures.append(f"step {index + 1} ({step.kind} {subject}): {detail}")
             duration = round(self.clock() - began, 6)
             method = self.log.warning if outcome in ("failed", "timeout") else self.log.info
             method(
@@ -181,7 +207,7 @@ class Backend:
                 subject=subject,
                 outcome=outcome,
                 duration_s=duration,
-                **({"detail": detail} if detail else {}),
+                detail=detail or None,
             )
             if outcome == "timeout":
                 failures.append(f"step {index + 1} ({step.kind} {subject}) timed out: {detail}")
@@ -217,7 +243,7 @@ class Backend:
         if isinstance(step, Sleep):
             time.sleep(step.seconds)
             return "ok", ""
-        raise StepFailed(f"unknown step {step!r}")
+        raise ValueError(f"unknown step {step!r}")
 
     def _handles(self, names: Iterable[Any]) -> list[Handle]:
         return [handle for name in names for handle in self.handles[name.text]]
@@ -230,7 +256,7 @@ class Backend:
         stderr_read, stderr_write = ctx.Pipe(duplex=False)
         handle.trampoline.attach(events_write, stdout_write, stderr_write)
         # Blocked across the start; the child restores the defaults and unblocks (see child.py).
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, INHERITED_SIGNALS)
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, BLOCKED_AT_START)
         try:
             handle.process.start()
         finally:
@@ -248,7 +274,9 @@ class Backend:
             replica=handle.planned.replica,
             daemon=handle.process.daemon,
         )
-        handle.report = self.collector.add(handle.name, handle.process.pid, stdout_read, stderr_read, events_read)
+        handle.report = self.collector.add(
+            handle.name, handle.process.pid, stdout_read, stderr_read, events_read, handle.process.sentinel
+        )
 
     def join(self, handles: list[Handle], timeout: float | None) -> list[str]:
         """Join each process within one shared deadline; the names of those still alive."""
@@ -279,7 +307,8 @@ class Backend:
 
     def _note_end(self, handle: Handle) -> None:
         if handle.ended is None and handle.process.exitcode is not None:
-            handle.ended = self.clock()
+            # When it exited, as the collector saw its sentinel; else now, when we learnt of it.
+            handle.ended = handle.report.ended or self.clock()
 
     def _put(self, step: Put) -> int:
         target = self.objects[step.queue.text]
@@ -314,11 +343,14 @@ class Backend:
     # -- the end ----------------------------------------------------------------------------
 
     def finish(self, grace: float) -> None:
-        """As the interpreter at exit: stop the daemons still running, join the others."""
+        """As the interpreter at exit: stop the daemons still running, join the others. Without
+        explicit steps the non-daemons are waited for first: that is what the workflow is for."""
         everyone = [handle for handles in self.handles.values() for handle in handles]
+        if self.plan.default_steps:
+            self.join([h for h in everyone if not h.process.daemon], None)
         daemons = [h for h in everyone if h.started is not None and h.process.daemon and h.process.is_alive()]
         if daemons:
-            self.log.info("run.stop_daemons", processes=[h.name for h in daemons])
+            self.log.info("run.stop_daemons", names=[h.name for h in daemons])
             self.terminate(daemons, grace)
         self.join([h for h in everyone if not h.process.daemon], None)
 

@@ -20,6 +20,9 @@ from runner.events import Logged, Raised, Returned, Usage
 
 RETURN_REPR_LIMIT = 2000  # characters of a return value's repr kept for the log
 INHERITED_SIGNALS = frozenset({signal.SIGTERM, signal.SIGALRM})  # mprun handles these; children must not
+# Blocked in mprun across a start: a Ctrl-C there would land in fork's after-fork hooks (where
+# logging swallows it) or cut spawn's pickle in half; it is delivered right after instead.
+BLOCKED_AT_START = INHERITED_SIGNALS | {signal.SIGINT}
 
 
 class _EventHandler(logging.Handler):
@@ -28,27 +31,51 @@ class _EventHandler(logging.Handler):
     def __init__(self, events: Connection) -> None:
         super().__init__(logging.NOTSET)
         self.events = events
+        self.pid = os.getpid()
+        self.exceptions = logging.Formatter()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.events.send(Logged(record.name, record.levelname, record.getMessage(), record.created))
+            trace = self.exceptions.formatException(record.exc_info) if record.exc_info else None
+            if os.getpid() != self.pid:
+                # A process this one forked (a Pool worker) inherited the handler: concurrent
+                # writers would garble the events pipe, so it writes a line to stderr instead.
+                text = f"[{record.levelname}/{record.name}] {record.getMessage()}" + (f"\n{trace}" if trace else "")
+                os.write(2, text.encode(errors="replace") + b"\n")
+                return
+            self.events.send(Logged(record.name, record.levelname, record.getMessage(), record.created, trace))
         except Exception:  # noqa: BLE001 - as logging.Handler does: a record that cannot be sent is dropped
             self.handleError(record)
 
 
-def _die_with_parent() -> None:
-    """On Linux, be killed when the process that started us dies, even by SIGKILL."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-    import multiprocessing
+def guard() -> None:
+    """End this process when mprun ends, even by SIGKILL: no child outlives the run.
 
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-    # The parent may have died before prctl: then nothing would ever send the signal.
+    PR_SET_PDEATHSIG covers fork and spawn children, whose parent is mprun; a thread waiting on
+    multiprocessing's parent sentinel covers the rest (forkserver children, whose parent is the
+    fork server, and manager processes) and the race of a parent that died before the prctl.
+    """
+    import multiprocessing
+    import threading
+    from multiprocessing.connection import wait
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
     parent = multiprocessing.parent_process()
-    if parent is not None and not parent.is_alive():
+    sentinel = getattr(parent, "_sentinel", None)  # the public property raises when unset
+    if parent is None or sentinel is None:
+        return
+    if not parent.is_alive():
         os._exit(1)
+
+    def watch() -> None:
+        wait([sentinel])
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="mprun-parent-watch", daemon=True).start()
 
 
 class Trampoline:
@@ -79,8 +106,8 @@ class Trampoline:
         # that the defaults are back, a pending SIGTERM ends the child with -15, as it should.
         for number in INHERITED_SIGNALS:
             signal.signal(number, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, INHERITED_SIGNALS)
-        _die_with_parent()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, BLOCKED_AT_START)
+        guard()
         self._capture()
         try:
             if self.target is None:  # a Process subclass: run its own run()

@@ -38,6 +38,7 @@ class Report:
     usage: Usage | None = None
     open_streams: int = 3
     lines: int = 0
+    ended: float | None = None  # monotonic time its sentinel fired: when it really exited
 
 
 @dataclass
@@ -66,11 +67,14 @@ class Collector:
         self._thread = threading.Thread(target=self._run, name="mprun-collector", daemon=True)
         self._thread.start()
 
-    def add(self, process: str, pid: int, stdout: Connection, stderr: Connection, events: Connection) -> Report:
-        """Start reading a just-started child's three pipes."""
+    def add(
+        self, process: str, pid: int, stdout: Connection, stderr: Connection, events: Connection, sentinel: int
+    ) -> Report:
+        """Start reading a just-started child's three pipes, and watching its sentinel."""
         report = Report()
         with self._lock:
             self.reports[process] = report
+            self._selector.register(sentinel, selectors.EVENT_READ, report)
             for name, connection in (("stdout", stdout), ("stderr", stderr), ("events", events)):
                 self._selector.register(
                     connection, selectors.EVENT_READ, _Stream(process, pid, name, connection, report)
@@ -108,7 +112,26 @@ class Collector:
                 if key.data is None:
                     self._wake_read.recv_bytes()
                     continue
-                self._read(key.data)
+                if isinstance(key.data, Report):  # a sentinel: the process has exited
+                    key.data.ended = time.monotonic()
+                    with self._lock:
+                        self._selector.unregister(key.fileobj)
+                    continue
+                try:
+                    self._read(key.data)
+                except Exception as error:  # noqa: BLE001 - this thread must outlive anything a child sends
+                    self._give_up(key.data, error)
+
+    def _give_up(self, stream: _Stream, error: Exception) -> None:
+        """A stream mprun cannot read any more (a garbled event): say so, and stop reading it."""
+        self.log.error(
+            "process.unreadable",
+            process=stream.process,
+            pid=stream.pid,
+            stream=stream.name,
+            error=f"{type(error).__name__}: {error}",
+        )
+        self._close(stream)
 
     def _read(self, stream: _Stream) -> None:
         if stream.name == "events":
@@ -128,7 +151,12 @@ class Collector:
             if stream.partial:  # a last line without its newline
                 self._output(stream, stream.partial)
                 stream.partial = b""
+        self._close(stream)
+
+    def _close(self, stream: _Stream) -> None:
         with self._lock:
+            if stream.connection.closed:
+                return
             self._selector.unregister(stream.connection)
             stream.connection.close()
             stream.report.open_streams -= 1
@@ -155,7 +183,16 @@ class Collector:
         where = {"process": stream.process, "pid": stream.pid}
         if isinstance(event, Logged):
             method = getattr(self.log, _METHODS.get(event.level, "info"))
-            method("process.log", **where, logger=event.logger, levelname=event.level, message=event.message)
+            extra = {"traceback": event.traceback} if event.traceback else {}
+            method(
+                "process.log",
+                **where,
+                logger=event.logger,
+                levelname=event.level,
+                message=event.message,
+                created=event.created,
+                **extra,
+            )
         elif isinstance(event, Raised):
             stream.report.raised = event
             self.log.error(

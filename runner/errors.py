@@ -11,8 +11,9 @@ class UsageError(MprunError):
     """The command line asked for something that cannot be done (exit status 2)."""
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread so that cleanup on the way out runs as for Ctrl-C."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread, so that everything that cleans up after Ctrl-C (and
+    lets Ctrl-C through) does the same for it."""
 
 
 class Bug(MprunError):

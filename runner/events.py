@@ -17,6 +17,7 @@ class Logged(NamedTuple):
     level: str
     message: str
     created: float
+    traceback: str | None = None  # of `exc_info`, as logging would print it
 
 
 class Raised(NamedTuple):

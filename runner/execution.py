@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from runner.backend import BuildFailed
 from runner.checker import CheckResult, check_document
 from runner.document import Document, load
 from runner.errors import FAILED, INTERRUPTED, OK, TERMINATED, MprunError, Terminated
@@ -160,6 +161,16 @@ def _start_method(method: str | None) -> Iterator[str]:
 
 
 @contextmanager
+def _signals_ignored() -> Iterator[None]:
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+@contextmanager
 def _time_limit(seconds: float | None) -> Iterator[None]:
     if not seconds:
         yield
@@ -191,6 +202,19 @@ def _checked(path: str | Path) -> tuple[Document, Workflow]:
 def check_only(path: str | Path) -> Workflow:
     """The workflow at `path`, checked; raises `InvalidWorkflow`. What `--dry-run` plans."""
     return _checked(path)[1]
+
+
+def _raise_open_file_limit() -> None:
+    """Each child costs mprun four descriptors (three pipes and its sentinel): allow as many as
+    the system lets this process have."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
 
 
 def default_log_file(workflow_name: str, run_id: str) -> Path:
@@ -261,30 +285,51 @@ def _drive(
     began = time.monotonic()
     backend = backend_class(plan, log)
     failures: list[str] = []
+    step_failures = 0
     status, exitcode = "ok", OK
     try:
         with _time_limit(timeout):
-            try:
-                backend.build()
-                failures = backend.execute()
-                backend.finish(grace)
-            except KeyboardInterrupt:
-                raise Interrupted(INTERRUPTED, "interrupted (SIGINT)") from None
-    except Interrupted as stop:
-        status, exitcode = ("interrupted" if stop.status != FAILED else "failed"), stop.status
-        failures.append(stop.why)
-        log.warning("run.stopping", reason=stop.why)
-        backend.stop_everything(grace)
-    except Terminated:
-        status, exitcode = "interrupted", TERMINATED
-        failures.append("terminated (SIGTERM)")
-        log.warning("run.stopping", reason="terminated (SIGTERM)")
-        backend.stop_everything(grace)
+            backend.build()
+            failures = backend.execute()
+            step_failures = len(failures)
+            backend.finish(grace)
+            backend.close()
+    except (Interrupted, KeyboardInterrupt, BuildFailed) as stop:
+        # Stopping is bounded (SIGTERM, grace, SIGKILL); a second Ctrl-C must not cut it short
+        # and leave children behind.
+        with _signals_ignored():
+            if isinstance(stop, Interrupted):
+                status, exitcode, why = ("failed" if stop.status == FAILED else "interrupted"), stop.status, stop.why
+            elif isinstance(stop, BuildFailed):
+                status, exitcode, why = "failed", FAILED, str(stop)
+            elif isinstance(stop, Terminated):
+                status, exitcode, why = "interrupted", TERMINATED, "terminated (SIGTERM)"
+            else:
+                status, exitcode, why = "interrupted", INTERRUPTED, "interrupted (SIGINT)"
+            failures.append(why)
+            log.warning("run.stopping", reason=why)
+            backend.stop_everything(grace)
+            backend.close()
     except BaseException:
-        backend.stop_everything(grace)
-        backend.close()
+        with _signals_ignored():
+            backend.stop_everything(grace)
+            backend.close()
         raise
-    backend.close()
+    with _signals_ignored():  # the run is over: its last records must be written whole
+        return _report(log, backend, began, status, exitcode, failures, step_failures, log_file, run_id)
+
+
+def _report(
+    log: Any,
+    backend: Any,
+    began: float,
+    status: str,
+    exitcode: int,
+    failures: list[str],
+    step_failures: int,
+    log_file: Path,
+    run_id: str,
+) -> RunResult:
     outcomes = []
     for handles in backend.handles.values():
         for handle in handles:
@@ -309,7 +354,7 @@ def _drive(
         "processes": len(outcomes),
         "expected": sum(outcome.expected for outcome in outcomes),
         "unexpected": sum(not outcome.expected for outcome in outcomes),
-        "failed_steps": len(failures),
+        "failed_steps": step_failures,
     }
     log.info(
         "run.end",

@@ -59,14 +59,20 @@ class _Console:
     """A structlog processor that also shows each event on the console, then passes it on."""
 
     def __init__(self, stream: TextIO, as_json: bool) -> None:
-        self.stream = stream
+        self.stream: TextIO | None = stream
         self.as_json = as_json
 
     def __call__(self, logger: object, method: str, event: EventDict) -> EventDict:
+        if self.stream is None:
+            return event
         line = json.dumps(event, default=str) if self.as_json else _console_line(event)
         if line is not None:
-            self.stream.write(line + "\n")
-            self.stream.flush()
+            try:
+                self.stream.write(line + "\n")
+                self.stream.flush()
+            except (OSError, ValueError):
+                # The console went away (`mprun ... | head`): the run and its log file go on.
+                self.stream = None
         return event
 
 

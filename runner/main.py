@@ -174,10 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MprunError as error:
         print(f"mprun: {error}", file=sys.stderr)
         return FAILED
-    except KeyboardInterrupt:
-        return INTERRUPTED
     except Terminated:
         return TERMINATED
+    except KeyboardInterrupt:
+        return INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`mprun check ... | head`): say nothing more, not even at exit,
         # when Python would flush stdout into the closed pipe and complain.

@@ -12,7 +12,6 @@ from typing import Any
 
 from runner.workflow import (
     Expectation,
-    Join,
     Name,
     ReplicaIndex,
     Start,
@@ -32,7 +31,7 @@ class PlannedProcess:
     is_class: bool
     args: tuple[Any, ...]
     kwargs: Mapping[str, Any]
-    daemon: bool
+    daemon: bool | None  # None: as the process class decides (not a daemon for a plain target)
     expect: Expectation | None
 
     @property
@@ -85,11 +84,7 @@ def make_plan(workflow: Workflow, cpus: int | None = None) -> Plan:
     )
     if workflow.steps:
         return Plan(workflow, processes, workflow.steps, default_steps=False)
-    # As a script that starts everything and then exits: the interpreter waits for the
-    # non-daemons; the daemons left are stopped after the last step.
+    # Start everything; the backend's finish then waits for the non-daemons (whatever the
+    # classes decided) before it stops the daemons left.
     everyone = tuple(Name(spec.key, spec.where) for spec in workflow.processes.values())
-    waited = tuple(Name(spec.key, spec.where) for spec in workflow.processes.values() if not spec.daemon)
-    steps: list[Step] = [Start(everyone, ())]
-    if waited:
-        steps.append(Join(waited, None, ()))
-    return Plan(workflow, processes, tuple(steps), default_steps=True)
+    return Plan(workflow, processes, (Start(everyone, ()),), default_steps=True)

@@ -61,6 +61,8 @@ def _import(module_name: str) -> tuple[Any, dict[str, str] | None]:
                 "workflow's pythonpath nor installed",
             }
         return None, {"code": "import", "message": f"importing '{module_name}' failed: {_describe(error)}"}
+    except KeyboardInterrupt:
+        raise  # in mprun's own process (a run imports its targets), Ctrl-C is for mprun
     except BaseException as error:  # noqa: BLE001 - user code may raise anything, SystemExit included
         return None, {"code": "import", "message": f"importing '{module_name}' raised {_describe(error)}"}
 
@@ -78,6 +80,8 @@ def _attribute(module: Any, reference: str) -> tuple[Any, dict[str, str] | None]
             close = difflib.get_close_matches(part, names, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             return None, {"code": "attribute", "message": f"'{owner}' has no attribute '{part}'{hint}"}
+        except KeyboardInterrupt:
+            raise
         except BaseException as error:  # noqa: BLE001 - a module __getattr__ may raise anything
             return None, {"code": "attribute", "message": f"getting '{part}' from '{owner}' raised {_describe(error)}"}
         walked.append(part)

@@ -174,7 +174,7 @@ class ProcessSpec:
     args: tuple[Any, ...]
     kwargs: Mapping[str, Any]
     name: str | None
-    daemon: bool
+    daemon: bool | None  # None: not said (a `class:` may set it in its own __init__)
     replicas: int | PerCpu
     expect: Expectation | None
     where: JsonPath
@@ -398,7 +398,7 @@ def _process(key: str, entry: Mapping[str, Any], where: JsonPath) -> ProcessSpec
         args=parse_arguments(entry.get("args", []), (*where, "args")),
         kwargs=parse_arguments(entry.get("kwargs", {}), (*where, "kwargs")),
         name=entry["name"] if "name" in entry else key,
-        daemon=bool(entry.get("daemon", False)),
+        daemon=entry.get("daemon"),
         # JSON Schema counts 2.0 as an integer; Python's range() does not.
         replicas=PerCpu(int(replicas["per_cpu"])) if isinstance(replicas, dict) else int(replicas),
         expect=None

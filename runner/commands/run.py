@@ -43,7 +43,7 @@ def _describe(plan: Plan) -> str:
         role = "class" if process.is_class else "target"
         daemon = ", daemon" if process.daemon else ""
         lines.append(f"  {name}: {role} {process.target}{daemon}")
-    lines.append("steps (defaults: start all, join the non-daemons):" if plan.default_steps else "steps:")
+    lines.append("steps (the default: start all, then wait for the non-daemons):" if plan.default_steps else "steps:")
     for index, step in enumerate(plan.steps, start=1):
         fields = {key: value for key, value in vars(step).items() if key != "where"}
         shown = ", ".join(f"{key}={_plain(value)}" for key, value in fields.items())
