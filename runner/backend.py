@@ -359,8 +359,9 @@ class Backend:
         everyone = [handle for handles in self.handles.values() for handle in handles]
         self.terminate(everyone, grace)
 
-    def close(self, drain_timeout: float = 10.0) -> None:
-        """Read what the children left in their pipes, then release everything."""
+    def close(self, drain_timeout: float = 2.0) -> None:
+        """Read what the children left in their pipes, then release everything. Once every child
+        has exited, a pipe still open is held by something it started; that is not waited for."""
         self.collector.drain(drain_timeout)
         self.collector.close()
         if self.manager is not None:

@@ -188,20 +188,20 @@ def _time_limit(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _checked(path: str | Path) -> tuple[Document, Workflow]:
-    """As `mprun check` does, but without the import probes: a run imports the targets itself."""
+def _checked(path: str | Path, *, imports: bool = False) -> tuple[Document, Workflow]:
+    """As `mprun check` does; a run imports the targets itself, so by default without probes."""
     document, problems = load(path, plain_data=holds_plain_data)
     checked = CheckResult(str(path), tuple(problems))
     if document is not None and not problems:
-        checked = check_document(document, imports=False)
+        checked = check_document(document, imports=imports)
     if document is None or not checked.ok or checked.workflow is None:
         raise InvalidWorkflow(checked)
     return document, checked.workflow
 
 
-def check_only(path: str | Path) -> Workflow:
-    """The workflow at `path`, checked; raises `InvalidWorkflow`. What `--dry-run` plans."""
-    return _checked(path)[1]
+def check_only(path: str | Path, *, imports: bool = True) -> Workflow:
+    """The workflow at `path`, checked as `mprun check` does; raises `InvalidWorkflow`."""
+    return _checked(path, imports=imports)[1]
 
 
 def _raise_open_file_limit() -> None:

@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="print the plan: processes, objects, steps; start nothing")
     run.add_argument(
         "--timeout",
-        type=_seconds,
+        type=_duration,
         metavar="SECONDS",
         help="a cap on the whole run: on expiry stop everything and exit 1",
     )
@@ -111,9 +111,23 @@ def _parser() -> argparse.ArgumentParser:
 
 def _grace(text: str) -> float:
     """Seconds between SIGTERM and SIGKILL: 0 (kill at once) to an hour."""
-    if text.strip() in ("0", "0.0"):
-        return 0.0
+    try:
+        if float(text) == 0:
+            return 0.0
+    except ValueError:
+        pass
     return _seconds(text)
+
+
+def _duration(text: str) -> float:
+    """A run's time limit: any positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: '{text}'") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not '{text}'")
+    return value
 
 
 COMMANDS = ("check", "run", "schema")

@@ -30,9 +30,10 @@ def _table(result: execution.RunResult) -> str:
     return "\n".join([*lines, *(f"- {failure}" for failure in result.failures), summary]) + "\n"
 
 
-def _describe(plan: Plan) -> str:
+def _describe(plan: Plan, start_method: str | None) -> str:
     workflow = plan.workflow
-    lines = [f"workflow {workflow.name} ({workflow.path})", f"start method: {workflow.start_method or 'default'}"]
+    method = start_method or workflow.start_method or f"the platform's default ({_default_method()})"
+    lines = [f"workflow {workflow.name} ({workflow.path})", f"start method: {method}"]
     lines.append("shared objects:" if workflow.objects else "shared objects: none")
     lines += [
         f"  {shared.name}: {shared.kind} {dict(shared.options) or ''}".rstrip() for shared in workflow.objects.values()
@@ -50,6 +51,12 @@ def _describe(plan: Plan) -> str:
         lines.append(f"  {index}. {step.kind}: {shown}")
     lines.append("then: stop the daemons still running, join the others")
     return "\n".join(lines) + "\n"
+
+
+def _default_method() -> str:
+    import multiprocessing
+
+    return multiprocessing.get_start_method()
 
 
 def _plain(value: object) -> str:
@@ -77,8 +84,8 @@ def run(
     out, err = out or sys.stdout, err or sys.stderr
     try:
         if dry_run:
-            checked = execution.check_only(workflow)
-            out.write(_describe(make_plan(checked)))
+            checked = execution.check_only(workflow, imports=True)
+            out.write(_describe(make_plan(checked), start_method))
             return OK
         result = execution.run(
             workflow,
@@ -93,5 +100,8 @@ def run(
         REPORTERS["text"]([invalid.result], err, err)
         return USAGE
     if log_format == "console":
-        err.write(_table(result))
+        try:
+            err.write(_table(result))
+        except OSError:
+            pass  # the console went away; the log file has it all, and the exit status says it
     return result.exitcode
