@@ -22,7 +22,7 @@ from typing import Any, TextIO
 from runner.backend import BuildFailed
 from runner.checker import CheckResult, check_document
 from runner.document import Document, load
-from runner.errors import FAILED, INTERRUPTED, OK, TERMINATED, MprunError, Terminated
+from runner.errors import FAILED, INTERRUPTED, OK, TERMINATED, MprunError, Terminated, UsageError
 from runner.plan import Plan, make_plan
 from runner.problem import Problem
 from runner.workflow import Workflow, holds_plain_data
@@ -244,15 +244,17 @@ def run(
     plan = make_plan(workflow)
     run_id = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     target = Path(log_file) if log_file else default_log_file(plan.workflow.name, run_id)
-    target.parent.mkdir(parents=True, exist_ok=True)
     with _pythonpath(plan.workflow.python_folders()):
         imported = _imports(plan, document)
         if imported:
             raise InvalidWorkflow(CheckResult(str(path), tuple(imported), workflow))
-        with (
-            open(target, "w", encoding="utf-8") as stream,
-            _start_method(start_method or plan.workflow.start_method) as method,
-        ):
+        _raise_open_file_limit()
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            stream = open(target, "w", encoding="utf-8")
+        except OSError as error:
+            raise UsageError(f"cannot write the log file '{target}': {error.strerror}") from None
+        with stream, _start_method(start_method or plan.workflow.start_method) as method:
             log = logs.configure(
                 log_file=stream,
                 console=console or sys.stderr,

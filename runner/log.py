@@ -8,6 +8,7 @@ The log contract (documented in the README): every line has `timestamp` (ISO 860
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import MutableMapping
 from typing import Any, TextIO
@@ -71,9 +72,18 @@ class _Console:
                 self.stream.write(line + "\n")
                 self.stream.flush()
             except (OSError, ValueError):
-                # The console went away (`mprun ... | head`): the run and its log file go on.
+                # The console went away (`mprun ... | head`): the run and its log file go on,
+                # and nothing is written there again, not even by Python's flush at exit.
+                _silence(self.stream)
                 self.stream = None
         return event
+
+
+def _silence(stream: TextIO) -> None:
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+    except (OSError, ValueError):
+        pass  # not a file descriptor (a test's StringIO): dropping it is enough
 
 
 class _File:

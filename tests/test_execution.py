@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -36,6 +37,36 @@ def suicide():
 def modules():
     print(" ".join(sorted(name for name in sys.modules if name.split(".")[0] in
                            ("yaml", "jsonschema", "structlog", "referencing"))) or "clean")
+
+def pooled(n):
+    import logging, multiprocessing
+    with multiprocessing.get_context("fork").Pool(3) as pool:
+        print("total", sum(pool.map(_task, range(n))))
+
+def _task(i):
+    import logging
+    logging.getLogger("task").warning("task %d %s", i, "z" * 2000)
+    return i
+
+def stubborn(path):
+    import signal
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    pid_file(path)
+
+def failing_items():
+    raise ValueError("no items today")
+
+import multiprocessing as _mp
+
+class SelfDaemon(_mp.Process):
+    def __init__(self):
+        super().__init__(daemon=True)
+    def run(self):
+        time.sleep(60)
+
+class Broken(_mp.Process):
+    def __init__(self):
+        raise RuntimeError("cannot build")
 
 def pid_file(path):
     with open(path, "a") as out:
@@ -236,3 +267,154 @@ def test_the_python_api(project: Path) -> None:
     [outcome] = result.processes
     assert (outcome.name, outcome.exitcode, outcome.expected, outcome.returned) == ("p", 0, True, "None")
     assert result.log_file == project / "api.jsonl" and "p - ended with exit code 0" in console.getvalue()
+
+
+def test_records_from_a_pool_inside_a_child_neither_garble_nor_hang_the_run(project: Path) -> None:
+    log = run_mprun(workflow(project, "processes: {p: {target: jobs:pooled, args: [60]}}\n"), project / "run.jsonl")
+    assert log.exitcode == 0, log.stderr
+    assert log.lines("p")[-1] == "total 1770"
+    warnings = [line for line in log.lines("p") if line.startswith("[WARNING/task] task ")]
+    assert len(warnings) == 60
+    assert not log.events("process.unreadable")
+
+
+def test_a_console_that_goes_away_does_not_stop_the_run(project: Path) -> None:
+    read, write_end = os.pipe()
+    os.close(read)
+    path = workflow(project, "processes: {p: {target: jobs:chatty}}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", str(path), "--log-file", str(project / "run.jsonl")],
+        cwd=ROOT,
+        env=user_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=write_end,
+        timeout=60,
+    )
+    os.close(write_end)
+    assert result.returncode == 0
+    assert Log(project / "run.jsonl", 0, "").events("run.end")[0]["status"] == "ok"
+
+
+def test_a_second_interrupt_while_stopping_is_ignored(project: Path) -> None:
+    pids = project / "pids"
+    path = workflow(project, f"processes: {{p: {{target: jobs:stubborn, args: ['{pids}']}}}}\n")
+    mprun = subprocess.Popen(
+        [sys.executable, "-m", "runner", str(path), "--log-file", str(project / "run.jsonl"), "--grace", "2"],
+        cwd=ROOT,
+        env=user_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not pids.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        [child] = [int(pid) for pid in pids.read_text().split()]
+        mprun.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        mprun.send_signal(signal.SIGINT)
+        assert mprun.wait(timeout=20) == 130
+        assert not alive(child)
+    finally:
+        mprun.kill()
+        mprun.wait()
+    log = Log(project / "run.jsonl", 130, "")
+    assert log.events("run.end")[0]["status"] == "interrupted"
+    assert log.events("process.exit")[0]["signal"] == "SIGKILL"  # it ignored SIGTERM
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_no_child_nor_manager_survives_a_killed_mprun(project: Path, method: str) -> None:
+    pids = project / "pids"
+    body = (
+        f"start_method: {method}\ndicts: {{d: {{}}}}\n"
+        f"processes: {{p: {{target: jobs:pid_file, args: ['{pids}'], replicas: 2}}, "
+        f"q: {{target: jobs:sleeper, args: [60], kwargs: {{}}}}}}\n"
+    )
+    body = body.replace("jobs:sleeper, args: [60], kwargs: {}", "jobs:sleeper, kwargs: {seconds: 60}")
+    path = workflow(project, body + "steps:\n  - start: [p, q]\n  - join: p\n")
+    mprun = subprocess.Popen(
+        [sys.executable, "-m", "runner", str(path), "--log-file", str(project / "run.jsonl")],
+        cwd=ROOT,
+        env=user_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while (not pids.exists() or len(pids.read_text().split()) < 2) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        descendants = _descendants(mprun.pid)
+        assert len(descendants) >= 3  # two workers, the sleeper, the manager (and the fork server)
+        mprun.kill()
+        mprun.wait(timeout=10)
+        deadline = time.monotonic() + 3
+        while any(alive(pid) for pid in descendants) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in descendants if alive(pid)]
+    finally:
+        mprun.kill()
+        mprun.wait()
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        for child in children(todo.pop()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def test_a_class_that_makes_itself_a_daemon_stays_one(project: Path) -> None:
+    body = "processes:\n  d: {class: jobs:SelfDaemon}\n  p: {target: jobs:sleeper, args: [0.2]}\n"
+    started = time.monotonic()
+    log = run_mprun(workflow(project, body), project / "run.jsonl", "--grace", "1")
+    assert time.monotonic() - started < 30
+    assert log.exitcode == 0, log.stderr
+    assert log.exits()["d"]["signal"] == "SIGTERM"
+
+
+@pytest.mark.parametrize(
+    "body,fragment",
+    [
+        (
+            "queues: {q: {}}\nprocesses: {p: {target: jobs:sleeper, args: [$q]}}\nsteps:\n  - start: p\n"
+            "  - put: {queue: q, from: jobs:failing_items}\n  - terminate: p\n",
+            "ValueError: no items today",
+        ),
+        ("processes: {b: {class: jobs:Broken}}\n", "RuntimeError: cannot build"),
+    ],
+)
+def test_user_code_that_fails_a_step_or_the_build_fails_the_run_not_mprun(
+    project: Path, body: str, fragment: str
+) -> None:
+    log = run_mprun(workflow(project, body), project / "run.jsonl")
+    assert log.exitcode == 1, log.stderr
+    [end] = log.events("run.end")
+    assert end["status"] == "failed" and any(fragment in failure for failure in end["failures"])
+
+
+def test_an_unwritable_log_file_is_a_usage_error(project: Path) -> None:
+    path = workflow(project, "processes: {p: {target: jobs:sleeper, args: [0]}}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", str(path), "--log-file", str(project)],
+        cwd=ROOT,
+        env=user_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "cannot write the log file" in result.stderr
+
+
+def test_durations_run_from_start_to_exit_not_to_the_join(project: Path) -> None:
+    body = (
+        "processes: {slow: {target: jobs:sleeper, args: [1.5]}, quick: {target: jobs:sleeper, args: [0]}}\n"
+        "steps:\n  - start: [slow, quick]\n  - join: [slow, quick]\n"
+    )
+    log = run_mprun(workflow(project, body), project / "run.jsonl")
+    exits = log.exits()
+    assert exits["slow"]["duration_s"] >= 1.4 and exits["quick"]["duration_s"] < 1.0
