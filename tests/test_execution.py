@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, alive, children, user_env, write
+from tests.support import ROOT, alive, children, user_env, wait_for, write
 from tests.test_run import Log, run_mprun
 
 pytestmark = pytest.mark.timeout(120)
@@ -201,40 +201,6 @@ def test_interrupting_mprun_stops_every_child_and_completes_the_log(project: Pat
     assert all(record["signal"] == "SIGTERM" for record in log.events("process.exit"))
 
 
-def test_children_die_with_mprun_even_when_it_is_killed(project: Path) -> None:
-    path = workflow(
-        project, f"processes: {{p: {{target: jobs:pid_file, args: ['{project / 'pids'}'], replicas: 2}}}}\n"
-    )
-    env = user_env()
-    mprun = subprocess.Popen(
-        [sys.executable, "-m", "runner", str(path), "--log-file", str(project / "run.jsonl")],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while len(children(mprun.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        while (
-            not (project / "pids").exists() or len((project / "pids").read_text().split()) < 2
-        ) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        started = [int(pid) for pid in (project / "pids").read_text().split()]
-        mprun.kill()
-        mprun.wait(timeout=10)
-        deadline = time.monotonic() + 2
-        while any(alive(pid) for pid in started) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not [pid for pid in started if alive(pid)]
-    finally:
-        mprun.kill()
-        mprun.wait()
-    for line in (project / "run.jsonl").read_text().splitlines():
-        json.loads(line)  # every line written is whole
-
-
 def test_dry_run_prints_the_plan_and_starts_nothing(project: Path) -> None:
     path = workflow(project, "queues: {q: {}}\nprocesses: {p: {target: jobs:sleeper, args: [$q], replicas: 2}}\n")
     env = user_env()
@@ -342,21 +308,18 @@ def test_no_child_nor_manager_survives_a_killed_mprun(project: Path, method: str
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while (not pids.exists() or len(pids.read_text().split()) < 2) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert wait_for(lambda: pids.exists() and len(pids.read_text().split()) >= 2, 30)
         time.sleep(0.3)
         descendants = _descendants(mprun.pid)
         assert len(descendants) >= 3  # two workers, the sleeper, the manager (and the fork server)
         mprun.kill()
         mprun.wait(timeout=10)
-        deadline = time.monotonic() + 3
-        while any(alive(pid) for pid in descendants) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not [pid for pid in descendants if alive(pid)]
+        assert wait_for(lambda: not any(alive(pid) for pid in descendants), 3), "a process outlived mprun"
     finally:
         mprun.kill()
         mprun.wait()
+    for line in (project / "run.jsonl").read_text().splitlines():
+        json.loads(line)  # every line written is whole
 
 
 def _descendants(pid: int) -> list[int]:
