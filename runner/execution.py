@@ -39,13 +39,8 @@ class InvalidWorkflow(MprunError):
         self.result = result
 
 
-class Interrupted(BaseException):
-    """The run was stopped from outside (Ctrl-C, SIGTERM) or by its time limit."""
-
-    def __init__(self, status: int, why: str) -> None:
-        super().__init__(why)
-        self.status = status
-        self.why = why
+class TimeLimit(BaseException):
+    """`--timeout` expired. A BaseException, as Ctrl-C is: no `except Exception` may stop it."""
 
 
 @dataclass(frozen=True)
@@ -177,7 +172,7 @@ def _time_limit(seconds: float | None) -> Iterator[None]:
         return
 
     def expire(signum: int, frame: object) -> None:
-        raise Interrupted(FAILED, f"the run took longer than --timeout {seconds:g} s")
+        raise TimeLimit(f"the run took longer than --timeout {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -235,7 +230,8 @@ def run(
     """Check, plan and run the workflow at `path`; its log goes to `log_file`.
 
     Raises `InvalidWorkflow` when the workflow has errors. Ctrl-C and SIGTERM (as
-    `KeyboardInterrupt` or any `Interrupted`) stop every child before returning.
+    `KeyboardInterrupt`, SIGTERM as `Terminated`) and the time limit stop every child before
+    returning.
     """
     from runner import log as logs
     from runner.backend import Backend
@@ -296,13 +292,11 @@ def _drive(
             step_failures = len(failures)
             backend.finish(grace)
             backend.close()
-    except (Interrupted, KeyboardInterrupt, BuildFailed) as stop:
+    except (TimeLimit, KeyboardInterrupt, BuildFailed) as stop:
         # Stopping is bounded (SIGTERM, grace, SIGKILL); a second Ctrl-C must not cut it short
         # and leave children behind.
         with _signals_ignored():
-            if isinstance(stop, Interrupted):
-                status, exitcode, why = ("failed" if stop.status == FAILED else "interrupted"), stop.status, stop.why
-            elif isinstance(stop, BuildFailed):
+            if isinstance(stop, (TimeLimit, BuildFailed)):
                 status, exitcode, why = "failed", FAILED, str(stop)
             elif isinstance(stop, Terminated):
                 status, exitcode, why = "interrupted", TERMINATED, "terminated (SIGTERM)"
