@@ -74,6 +74,17 @@ class Backend:
 
     def build(self) -> None:
         """Create the shared objects, then every process object, in file order."""
+        method = self.ctx.get_start_method()
+        if method in ("spawn", "forkserver"):
+            # Started now, not inside the first (signal-blocked) start: the resource tracker
+            # unblocks SIGINT and SIGTERM while it starts, which would let a Ctrl-C cut a start.
+            from multiprocessing import resource_tracker
+
+            resource_tracker.ensure_running()
+        if method == "forkserver":
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()
         for shared in self.plan.workflow.objects.values():
             try:
                 self.objects[shared.name] = self._shared(shared.kind, shared.options)
@@ -254,29 +265,38 @@ class Backend:
         events_read, events_write = ctx.Pipe(duplex=False)
         stdout_read, stdout_write = ctx.Pipe(duplex=False)
         stderr_read, stderr_write = ctx.Pipe(duplex=False)
+        ours, theirs = (events_read, stdout_read, stderr_read), (events_write, stdout_write, stderr_write)
         handle.trampoline.attach(events_write, stdout_write, stderr_write)
-        # Blocked across the start; the child restores the defaults and unblocks (see child.py).
+        # Blocked across the start and the bookkeeping after it (restoring the mask runs a
+        # pending Ctrl-C's handler at once): the child restores the defaults (see child.py), and
+        # a started process is always tracked, so that stopping the run stops it too.
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, BLOCKED_AT_START)
         try:
-            handle.process.start()
+            try:
+                handle.process.start()
+            except BaseException:
+                for connection in (*ours, *theirs):
+                    connection.close()
+                raise
+            finally:
+                handle.trampoline.detach()
+            handle.started = self.clock()
+            # The child has its copies; ours must go, or the pipes never reach end-of-file.
+            for connection in theirs:
+                connection.close()
+            handle.report = self.collector.add(
+                handle.name, handle.process.pid, stdout_read, stderr_read, events_read, handle.process.sentinel
+            )
+            self.log.info(
+                "process.start",
+                process=handle.name,
+                pid=handle.process.pid,
+                key=handle.planned.key,
+                replica=handle.planned.replica,
+                daemon=handle.process.daemon,
+            )
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-        handle.started = self.clock()
-        # The child has its copies; ours must go, or the pipes never reach end-of-file.
-        for connection in (events_write, stdout_write, stderr_write):
-            connection.close()
-        handle.trampoline.detach()
-        self.log.info(
-            "process.start",
-            process=handle.name,
-            pid=handle.process.pid,
-            key=handle.planned.key,
-            replica=handle.planned.replica,
-            daemon=handle.process.daemon,
-        )
-        handle.report = self.collector.add(
-            handle.name, handle.process.pid, stdout_read, stderr_read, events_read, handle.process.sentinel
-        )
 
     def join(self, handles: list[Handle], timeout: float | None) -> list[str]:
         """Join each process within one shared deadline; the names of those still alive."""
@@ -285,7 +305,7 @@ class Backend:
             if handle.started is None:
                 continue
             handle.process.join(None if deadline is None else max(0.0, deadline - self.clock()))
-            self._note_end(handle)
+            self.note_end(handle)
         return [handle.name for handle in handles if handle.started is not None and handle.process.is_alive()]
 
     def terminate(self, handles: list[Handle], grace: float) -> list[str]:
@@ -302,10 +322,11 @@ class Backend:
             handle.process.kill()
         for handle in running:
             handle.process.join()
-            self._note_end(handle)
+            self.note_end(handle)
         return [handle.name for handle in killed]
 
-    def _note_end(self, handle: Handle) -> None:
+    def note_end(self, handle: Handle) -> None:
+        """Record when a process that has exited ended (a no-op while it runs)."""
         if handle.ended is None and handle.process.exitcode is not None:
             # When it exited, as the collector saw its sentinel; else now, when we learnt of it.
             handle.ended = handle.report.ended or self.clock()
@@ -365,7 +386,8 @@ class Backend:
         self.collector.drain(drain_timeout)
         self.collector.close()
         if self.manager is not None:
-            self.manager.shutdown()
+            manager, self.manager = self.manager, None
+            manager.shutdown()
 
 
 def _typed(typecode: str, value: Any) -> Any:

@@ -137,7 +137,7 @@ class Trampoline:
         os.dup2(self.stderr.fileno(), 2)
         self.stdout.close()
         self.stderr.close()
-        handler = _EventHandler(self.events)
+        handler = self.handler = _EventHandler(self.events)
         # Under fork the parent's handlers came along; only the parent writes mprun's output.
         root = logging.getLogger()
         for old in list(root.handlers):
@@ -153,9 +153,13 @@ class Trampoline:
             logger.setLevel(self.multiprocessing_log)
 
     def _send(self, event: object) -> None:
+        # Under the handler's lock: a thread logging at the same time must not interleave its
+        # bytes with ours (a message over 16 KB is two writes).
+        handler = getattr(self, "handler", None)
         try:
-            if self.events is not None:
-                self.events.send(event)
+            if self.events is not None and handler is not None:
+                with handler.lock:
+                    self.events.send(event)
         except (OSError, ValueError):
             pass  # the parent is gone; the exit status still tells what happened
 

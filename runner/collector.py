@@ -95,11 +95,20 @@ class Collector:
         return True
 
     def close(self) -> None:
-        """Stop reading; what was not read by now is not logged."""
+        """Stop reading and release every descriptor; what was not read by now is not logged."""
         with self._lock:
+            if self._stopping:
+                return  # closed already (a run stopped while it was closing)
             self._stopping = True
         self._wake_write.send_bytes(b"x")
         self._thread.join(timeout=5)
+        with self._lock:
+            for key in list(self._selector.get_map().values()):
+                if isinstance(key.data, _Stream):
+                    key.data.connection.close()
+            self._selector.close()
+        self._wake_read.close()
+        self._wake_write.close()
 
     def _run(self) -> None:
         # Signals meant for mprun must reach the main thread, which stops the children.
@@ -120,7 +129,10 @@ class Collector:
                 try:
                     self._read(key.data)
                 except Exception as error:  # noqa: BLE001 - this thread must outlive anything a child sends
-                    self._give_up(key.data, error)
+                    try:
+                        self._give_up(key.data, error)
+                    except Exception:  # noqa: BLE001 - not even logging works: keep reading all the same
+                        self._close(key.data)
 
     def _give_up(self, stream: _Stream, error: Exception) -> None:
         """A stream mprun cannot read any more (a garbled event): say so, and stop reading it."""

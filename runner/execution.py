@@ -271,6 +271,8 @@ def _drive(
     timeout: float | None,
     grace: float,
 ) -> RunResult:
+    # Held back until the try below, so that even a Ctrl-C that comes now ends with run.end.
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     log.info(
         "run.start",
         path=plan.workflow.path,
@@ -286,6 +288,7 @@ def _drive(
     step_failures = 0
     status, exitcode = "ok", OK
     try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
         with _time_limit(timeout):
             backend.build()
             failures = backend.execute()
@@ -329,6 +332,7 @@ def _report(
     outcomes = []
     for handles in backend.handles.values():
         for handle in handles:
+            backend.note_end(handle)  # also for processes that ended by themselves, never joined
             outcome = _outcome(handle)
             outcomes.append(outcome)
             if handle.started is not None:

@@ -59,9 +59,10 @@ _BASE = frozenset({"event", "timestamp", "level", "run_id", "workflow", "process
 class _Console:
     """A structlog processor that also shows each event on the console, then passes it on."""
 
-    def __init__(self, stream: TextIO, as_json: bool) -> None:
+    def __init__(self, stream: TextIO, as_json: bool, lock: threading.Lock) -> None:
         self.stream: TextIO | None = stream
         self.as_json = as_json
+        self.lock = lock  # the collector thread and the main thread both log
 
     def __call__(self, logger: object, method: str, event: EventDict) -> EventDict:
         if self.stream is None:
@@ -69,8 +70,9 @@ class _Console:
         line = json.dumps(event, default=str) if self.as_json else _console_line(event)
         if line is not None:
             try:
-                self.stream.write(line + "\n")
-                self.stream.flush()
+                with self.lock:
+                    self.stream.write(line + "\n")
+                    self.stream.flush()
             except (OSError, ValueError):
                 # The console went away (`mprun ... | head`): the run and its log file go on,
                 # and nothing is written there again, not even by Python's flush at exit.
@@ -89,14 +91,21 @@ def _silence(stream: TextIO) -> None:
 class _File:
     """Writes each rendered line to the log file, whole lines under a lock (several threads log)."""
 
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.lock = threading.Lock()
+    def __init__(self, stream: TextIO, lock: threading.Lock) -> None:
+        self.stream: TextIO | None = stream
+        self.lock = lock
 
     def msg(self, message: str) -> None:
         with self.lock:
-            self.stream.write(message + "\n")
-            self.stream.flush()
+            if self.stream is None:
+                return
+            try:
+                self.stream.write(message + "\n")
+                self.stream.flush()
+            except (OSError, ValueError):
+                # A full disk: stop writing rather than stop reading the children, who would
+                # then block on full pipes. The exit status still tells how the run went.
+                self.stream = None
 
     info = warning = error = critical = debug = msg
 
@@ -105,13 +114,14 @@ def configure(
     *, log_file: TextIO, console: TextIO, console_format: str, run_id: str, workflow: str
 ) -> structlog.typing.FilteringBoundLogger:
     """The run's logger; events bound to `run_id` and `workflow`."""
-    file = _File(log_file)
+    lock = threading.Lock()
+    file = _File(log_file, lock)
     logger = structlog.wrap_logger(
         file,
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _Console(console, console_format == "json"),
+            _Console(console, console_format == "json", lock),
             structlog.processors.JSONRenderer(default=str),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(0),
