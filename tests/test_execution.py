@@ -48,6 +48,16 @@ def _task(i):
     logging.getLogger("task").warning("task %d %s", i, "z" * 2000)
     return i
 
+def threaded_logs():
+    import logging, threading
+    def spam():
+        for i in range(30):
+            logging.getLogger("spam").warning("x" * 20000)
+    threads = [threading.Thread(target=spam) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    return "y" * 50000
+
 def stubborn(path):
     import signal
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -381,3 +391,12 @@ def test_durations_run_from_start_to_exit_not_to_the_join(project: Path) -> None
     log = run_mprun(workflow(project, body), project / "run.jsonl")
     exits = log.exits()
     assert exits["slow"]["duration_s"] >= 1.4 and exits["quick"]["duration_s"] < 1.0
+
+
+def test_events_from_threads_logging_big_records_arrive_whole(project: Path) -> None:
+    log = run_mprun(workflow(project, "processes: {p: {target: jobs:threaded_logs}}\n"), project / "run.jsonl")
+    assert log.exitcode == 0, log.stderr
+    assert not log.events("process.unreadable")
+    assert len(log.events("process.log", process="p")) == 120
+    [ended] = log.events("process.exit")
+    assert ended["cpu_s"] is not None
