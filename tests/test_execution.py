@@ -35,8 +35,9 @@ def suicide():
     os.kill(os.getpid(), 9)
 
 def modules():
-    print(" ".join(sorted(name for name in sys.modules if name.split(".")[0] in
-                           ("yaml", "jsonschema", "structlog", "referencing"))) or "clean")
+    heavy = ("yaml", "jsonschema", "structlog", "referencing")
+    print(" ".join(sorted(name for name in sys.modules
+                          if name.split(".")[0] in heavy or name in ("runner.main", "argparse"))) or "clean")
 
 def pooled(n):
     import logging, multiprocessing
