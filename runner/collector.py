@@ -36,8 +36,6 @@ class Report:
     raised: Raised | None = None
     returned: Returned | None = None
     usage: Usage | None = None
-    open_streams: int = 3
-    lines: int = 0
     ended: float | None = None  # monotonic time its sentinel fired: when it really exited
 
 
@@ -56,7 +54,6 @@ class Collector:
 
     def __init__(self, log: Any) -> None:
         self.log = log
-        self.reports: dict[str, Report] = {}
         self._selector = selectors.DefaultSelector()
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -73,7 +70,6 @@ class Collector:
         """Start reading a just-started child's three pipes, and watching its sentinel."""
         report = Report()
         with self._lock:
-            self.reports[process] = report
             self._selector.register(sentinel, selectors.EVENT_READ, report)
             for name, connection in (("stdout", stdout), ("stderr", stderr), ("events", events)):
                 self._selector.register(
@@ -171,7 +167,6 @@ class Collector:
                 return
             self._selector.unregister(stream.connection)
             stream.connection.close()
-            stream.report.open_streams -= 1
             self._open -= 1
             if not self._open:
                 self._idle.notify_all()
@@ -182,7 +177,6 @@ class Collector:
             self._output(stream, line)
 
     def _output(self, stream: _Stream, line: bytes) -> None:
-        stream.report.lines += 1
         self.log.info(
             "process.output",
             process=stream.process,

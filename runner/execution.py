@@ -123,8 +123,7 @@ def _imports(plan: Plan, document: Document) -> list[Problem]:
     modules: dict[str, Any] = {}
     answers = {}
     for index, check in enumerate(checks):
-        request = {"target": check.target, "role": check.role, "nargs": check.nargs, "kwargs": list(check.kwargs)}
-        answers[index] = examine(request, modules)
+        answers[index] = examine(check.request(), modules)
     return answer_problems(checks, answers, document)
 
 

@@ -42,6 +42,10 @@ class TargetCheck:
     call_where: JsonPath
     kwargs_where: JsonPath
 
+    def request(self) -> dict[str, Any]:
+        """What `runner.probe.examine` needs to know of this check."""
+        return {"target": self.target, "role": self.role, "nargs": self.nargs, "kwargs": list(self.kwargs)}
+
     @property
     def module(self) -> str:
         return split(self.target)[0]
@@ -154,10 +158,7 @@ class Probes:
         """Answers for a batch of targets, and why the probe stopped early, if it did."""
         request = {
             "path": folders,
-            "targets": [
-                {"id": index, "target": c.target, "role": c.role, "nargs": c.nargs, "kwargs": list(c.kwargs)}
-                for index, c in batch
-            ],
+            "targets": [{"id": index, **check.request()} for index, check in batch],
         }
         with tempfile.TemporaryFile() as stderr:
             child = self._start(stderr)

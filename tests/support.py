@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,3 +57,15 @@ def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def start_mprun(*args: str) -> subprocess.Popen[str]:
+    """The real `mprun ARGS...` in the background, as a user's shell would start it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner", *args],
+        cwd=ROOT,
+        env=user_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -15,7 +15,7 @@ import pytest
 
 from runner.main import main
 from runner.schema import load_schema
-from tests.support import MINIMAL, ROOT, WORKFLOWS, alive, children, user_env, write
+from tests.support import MINIMAL, ROOT, WORKFLOWS, alive, children, start_mprun, user_env, write
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -133,15 +133,7 @@ def test_a_bug_on_one_file_is_reported_and_the_others_still_checked(tmp_path: Pa
 def test_interrupting_a_check_stops_the_import_probes(tmp_path: Path, signum: int, status: int) -> None:
     write(tmp_path, "slow.py", "import time\ntime.sleep(120)\n")
     workflows = [write(tmp_path, f"w{i}.yaml", "version: 1\nprocesses: {p: {target: slow:f}}\n") for i in range(2)]
-    env = user_env()
-    mprun = subprocess.Popen(
-        [sys.executable, "-m", "runner", "check", "--import-timeout", "60", *map(str, workflows)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    mprun = start_mprun("check", "--import-timeout", "60", *map(str, workflows))
     try:
         deadline = time.monotonic() + 20
         while len(children(mprun.pid)) < 2 and time.monotonic() < deadline:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, alive, children, user_env, wait_for, write
+from tests.support import ROOT, alive, children, start_mprun, user_env, wait_for, write
 from tests.test_run import Log, run_mprun
 
 pytestmark = pytest.mark.timeout(120)
@@ -186,15 +186,7 @@ def test_the_whole_run_time_limit_stops_everything(project: Path) -> None:
 def test_interrupting_mprun_stops_every_child_and_completes_the_log(project: Path, signum: int, status: int) -> None:
     pids = project / "pids"
     path = workflow(project, f"processes: {{p: {{target: jobs:pid_file, args: ['{pids}'], replicas: 3}}}}\n")
-    env = user_env()
-    mprun = subprocess.Popen(
-        [sys.executable, "-m", "runner", str(path), "--log-file", str(project / "run.jsonl"), "--grace", "1"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    mprun = start_mprun(str(path), "--log-file", str(project / "run.jsonl"), "--grace", "1")
     try:
         deadline = time.monotonic() + 30
         while (not pids.exists() or len(pids.read_text().split()) < 3) and time.monotonic() < deadline:
@@ -275,13 +267,7 @@ def test_a_console_that_goes_away_does_not_stop_the_run(project: Path) -> None:
 def test_a_second_interrupt_while_stopping_is_ignored(project: Path) -> None:
     pids = project / "pids"
     path = workflow(project, f"processes: {{p: {{target: jobs:stubborn, args: ['{pids}']}}}}\n")
-    mprun = subprocess.Popen(
-        [sys.executable, "-m", "runner", str(path), "--log-file", str(project / "run.jsonl"), "--grace", "2"],
-        cwd=ROOT,
-        env=user_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    mprun = start_mprun(str(path), "--log-file", str(project / "run.jsonl"), "--grace", "2")
     try:
         deadline = time.monotonic() + 30
         while not pids.exists() and time.monotonic() < deadline:
@@ -311,13 +297,7 @@ def test_no_child_nor_manager_survives_a_killed_mprun(project: Path, method: str
     )
     body = body.replace("jobs:sleeper, args: [60], kwargs: {}", "jobs:sleeper, kwargs: {seconds: 60}")
     path = workflow(project, body + "steps:\n  - start: [p, q]\n  - join: p\n")
-    mprun = subprocess.Popen(
-        [sys.executable, "-m", "runner", str(path), "--log-file", str(project / "run.jsonl")],
-        cwd=ROOT,
-        env=user_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    mprun = start_mprun(str(path), "--log-file", str(project / "run.jsonl"))
     try:
         assert wait_for(lambda: pids.exists() and len(pids.read_text().split()) >= 2, 30)
         time.sleep(0.3)
