@@ -131,12 +131,17 @@ class Trampoline:
     def _capture(self) -> None:
         """Point fds 1 and 2 at the parent's pipes, and logging at the events pipe."""
         assert self.events is not None and self.stdout is not None and self.stderr is not None
-        sys.stdout.flush()
-        sys.stderr.flush()
         os.dup2(self.stdout.fileno(), 1)
         os.dup2(self.stderr.fileno(), 2)
         self.stdout.close()
         self.stderr.close()
+        # New stream objects, and the inherited ones never touched again: under fork another
+        # thread of mprun (the collector, writing the console) may have held their lock at the
+        # fork, held for ever in this copy, and their buffers hold mprun's bytes, not ours.
+        # Buffering as Python's own: stdout by blocks on a pipe, stderr by lines.
+        encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+        sys.stdout = open(1, "w", encoding=encoding, closefd=False)
+        sys.stderr = open(2, "w", buffering=1, encoding=encoding, errors="backslashreplace", closefd=False)
         handler = self.handler = _EventHandler(self.events)
         # Under fork the parent's handlers came along; only the parent writes mprun's output.
         root = logging.getLogger()
