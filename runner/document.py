@@ -30,6 +30,9 @@ _PLAIN_TAGS = frozenset({"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"})
 # pathological nesting long before they cost time or memory.
 MAX_VALUES = 100_000
 MAX_DEPTH = 64
+# Workflows are a few kilobytes. Reading stops here: `mprun check /dev/zero` must end, and a
+# multi-megabyte file would cost seconds and hundreds of megabytes just to be refused.
+MAX_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -292,7 +295,8 @@ def load(
     """Read and parse a workflow file; unreadable files become problems too."""
     name = str(path)
     try:
-        raw = Path(path).read_bytes()
+        with open(path, "rb") as stream:
+            raw = stream.read(MAX_BYTES + 1)
     except IsADirectoryError:
         return None, [Problem(name, 1, 1, "error", "is a directory, not a workflow file", "file")]
     except OSError as error:
@@ -304,6 +308,9 @@ def parse_bytes(
     raw: bytes, name: str, *, plain_data: Callable[[JsonPath], bool] = _nowhere
 ) -> tuple[Document | None, list[Problem]]:
     """Parse a workflow's bytes, which must be UTF-8 (a byte order mark is allowed)."""
+    if len(raw) > MAX_BYTES:
+        message = f"the file is larger than {MAX_BYTES // 1024:,} KiB, the limit for a workflow"
+        return None, [Problem(name, 1, 1, "error", message, "too-large")]
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:

@@ -45,6 +45,9 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(load_schema())
 
 
+MAX_PROBLEMS = 200
+
+
 def validate(document: Document) -> list[Problem]:
     """Every schema problem of the document, worded for people and located in the file."""
     data, misplaced = _misplaced(document)
@@ -54,6 +57,11 @@ def validate(document: Document) -> list[Problem]:
             continue  # every entry was moved out as misplaced: "must not be empty" would repeat it
         for problem in _explain(error, document):
             found.setdefault((problem.line, problem.column, problem.message), problem)
+            if len(found) >= MAX_PROBLEMS:
+                # Past this the file is not a workflow gone wrong but something else entirely,
+                # and wording each of 100,000 problems would take minutes.
+                message = f"more problems not shown: stopped after {MAX_PROBLEMS}"
+                return [*sorted(found.values()), Problem(document.path, 1, 1, "error", message, "too-many")]
     return sorted(found.values())
 
 

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runner.document import MAX_DEPTH, Position, load, parse
+from runner.checker import check_text
+from runner.document import MAX_BYTES, MAX_DEPTH, Position, load, parse
+from runner.schema import MAX_PROBLEMS
 
 
 def test_positions_of_keys_and_values_count_from_one() -> None:
@@ -97,3 +99,21 @@ def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
     (tmp_path / "bom.yaml").write_bytes(b"\xef\xbb\xbfa: 1\n")
     document, problems = load(tmp_path / "bom.yaml")
     assert problems == [] and document is not None and document.data == {"a": 1}
+
+
+def test_files_over_the_size_limit_are_refused_without_reading_them_whole(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"a: " + b"x" * MAX_BYTES + b"\n")
+    [problem] = load(big)[1]
+    assert (problem.line, problem.column, problem.code) == (1, 1, "too-large")
+    # A device that never ends is read only as far as the limit.
+    [problem] = load("/dev/zero")[1]
+    assert problem.code == "too-large"
+
+
+def test_a_file_of_nothing_but_mistakes_stops_at_a_bounded_number_of_problems(tmp_path: Path) -> None:
+    text = "".join(f"key{index}: {index}\n" for index in range(5000))
+    result = check_text(text, "many.yaml", imports=False)
+    assert len(result.problems) == MAX_PROBLEMS + 1
+    [note] = [problem for problem in result.problems if problem.code == "too-many"]
+    assert "stopped after" in note.message

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from runner.checker import CheckResult, check_bytes, check_file
+from runner.document import MAX_BYTES
 from runner.errors import FAILED, OK, Bug, UsageError
 from runner.inspection import Interrupted, Probes
 from runner.problem import Problem
@@ -74,7 +75,7 @@ def find_workflows(arguments: Iterable[str]) -> list[Path]:
 def _read_stdin() -> bytes:
     if sys.stdin is None:
         raise UsageError("'-' reads the workflow from standard input, which is closed")
-    return sys.stdin.buffer.read()
+    return sys.stdin.buffer.read(MAX_BYTES + 1)  # more is refused as too large
 
 
 def _in_parallel(one: Callable[[Path], CheckResult], files: list[Path], probes: Probes) -> list[CheckResult]:
