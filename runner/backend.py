@@ -9,15 +9,17 @@ events of the children are the collector's.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from multiprocessing.connection import wait
 from typing import Any
 
-from runner.child import BLOCKED_AT_START, Trampoline, guard, resolve
+from runner.child import BLOCKED_AT_START, STACK_SIGNAL, Trampoline, guard, resolve
 from runner.collector import Collector, Report
 from runner.plan import Plan, PlannedProcess
 from runner.workflow import (
@@ -33,7 +35,15 @@ from runner.workflow import (
     Step,
     Terminate,
     Wait,
+    references,
 )
+
+# Once its target is over a process exits at once, unless its queue feeder thread cannot
+# write: past this, mprun looks whether it is caught in the queue-feeder trap.
+TRAPPED_AFTER = 0.5
+POLL = 0.2  # s between those looks while a join waits
+STACK_TIMEOUT = 0.5  # s to wait for a child's dump of its stacks (a stopped process never answers)
+_FED_KINDS = frozenset({"queue", "joinable_queue"})  # the kinds with a feeder thread
 
 
 @dataclass
@@ -45,7 +55,9 @@ class Handle:
     trampoline: Trampoline
     started: float | None = None
     ended: float | None = None
-    terminated: bool = False  # by a terminate step (or the final stop of daemons)
+    terminated: bool = False  # as planned: by a terminate step, or the final stop of daemons
+    overdue: bool = False  # a join's timeout passed: stopped at the end, not waited for without end
+    stuck: str | None = None  # why it cannot exit, once found out
     report: Report = field(default_factory=Report)
 
     @property
@@ -210,7 +222,7 @@ class Backend:
                 outcome, detail = "failed", f"{type(error).__name__}: {error}"
                 failures.append(f"step {index + 1} ({step.kind} {subject}): {detail}")
             duration = round(self.clock() - began, 6)
-            method = self.log.warning if outcome in ("failed", "timeout") else self.log.info
+            method = self.log.warning if outcome in ("failed", "timeout", "stuck") else self.log.info
             method(
                 "step.end",
                 step=index + 1,
@@ -220,8 +232,8 @@ class Backend:
                 duration_s=duration,
                 detail=detail or None,
             )
-            if outcome == "timeout":
-                failures.append(f"step {index + 1} ({step.kind} {subject}) timed out: {detail}")
+            if outcome in ("timeout", "stuck"):
+                failures.append(f"step {index + 1} ({step.kind} {subject}) {outcome}: {detail}")
         return failures
 
     def _take(self, step: Step) -> tuple[str, str]:
@@ -230,8 +242,7 @@ class Backend:
                 self.start(handle)
             return "ok", ""
         if isinstance(step, Join):
-            alive = self.join(self._handles(step.processes), step.timeout)
-            return ("alive", "still running: " + ", ".join(alive)) if alive else ("ok", "")
+            return self._join_step(self._handles(step.processes), step.timeout)
         if isinstance(step, Terminate):
             killed = self.terminate(self._handles(step.processes), step.grace)
             return ("ok", "killed after the grace: " + ", ".join(killed)) if killed else ("ok", "")
@@ -244,6 +255,7 @@ class Backend:
         if isinstance(step, Wait):
             if self.objects[step.event.text].wait(step.timeout):
                 return "ok", ""
+            self.dump_stacks(self.receivers(step.event.text), f"waiting for event {step.event.text} timed out")
             return "timeout", f"event {step.event.text} not set within {step.timeout} s"
         if isinstance(step, SetEvent):
             self.objects[step.event.text].set()
@@ -261,12 +273,10 @@ class Backend:
 
     def start(self, handle: Handle) -> None:
         """Start one process, with fresh pipes for its output and events."""
-        ctx = self.ctx
-        events_read, events_write = ctx.Pipe(duplex=False)
-        stdout_read, stdout_write = ctx.Pipe(duplex=False)
-        stderr_read, stderr_write = ctx.Pipe(duplex=False)
-        ours, theirs = (events_read, stdout_read, stderr_read), (events_write, stdout_write, stderr_write)
-        handle.trampoline.attach(events_write, stdout_write, stderr_write)
+        pipes = {name: self.ctx.Pipe(duplex=False) for name in ("stdout", "stderr", "events", "stack")}
+        ours = tuple(read for read, _ in pipes.values())
+        theirs = tuple(write for _, write in pipes.values())
+        handle.trampoline.attach(*(pipes[name][1] for name in ("events", "stdout", "stderr", "stack")))
         # Blocked across the start and the bookkeeping after it (restoring the mask runs a
         # pending Ctrl-C's handler at once): the child restores the defaults (see child.py), and
         # a started process is always tracked, so that stopping the run stops it too.
@@ -284,9 +294,8 @@ class Backend:
             # The child has its copies; ours must go, or the pipes never reach end-of-file.
             for connection in theirs:
                 connection.close()
-            handle.report = self.collector.add(
-                handle.name, handle.process.pid, stdout_read, stderr_read, events_read, handle.process.sentinel
-            )
+            reads = {name: read for name, (read, _) in pipes.items()}
+            handle.report = self.collector.add(handle.name, handle.process.pid, reads, handle.process.sentinel)
             self.log.info(
                 "process.start",
                 process=handle.name,
@@ -298,26 +307,128 @@ class Backend:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
-    def join(self, handles: list[Handle], timeout: float | None) -> list[str]:
-        """Join each process within one shared deadline; the names of those still alive."""
-        deadline = None if timeout is None else self.clock() + timeout
-        for handle in handles:
-            if handle.started is None:
-                continue
-            handle.process.join(None if deadline is None else max(0.0, deadline - self.clock()))
-            self.note_end(handle)
-        return [handle.name for handle in handles if handle.started is not None and handle.process.is_alive()]
+    def _join_step(self, handles: list[Handle], timeout: float | None) -> tuple[str, str]:
+        alive = self.join(handles, timeout)
+        if not alive:
+            return "ok", ""
+        stuck = [h for h in alive if h.stuck]
+        if stuck:
+            return "stuck", "; ".join(f"{h.name} {h.stuck}" for h in stuck)
+        # As `Process.join(timeout)`: not an error, the process runs on (a later step may
+        # terminate it). A daemon still running is the point of such a join (the seed's
+        # daemons); any other process was given this long, so the end of the run stops it
+        # rather than wait for it again without end, and it did not end as expected.
+        late = [h for h in alive if not h.process.daemon]
+        for handle in late:
+            handle.overdue = True
+        self.dump_stacks(late, f"still running when its join timed out after {timeout:g} s")
+        return "alive", "still running: " + ", ".join(h.name for h in alive)
 
-    def terminate(self, handles: list[Handle], grace: float) -> list[str]:
-        """SIGTERM each, SIGKILL those alive after the grace, then join; the names killed."""
+    def join(self, handles: list[Handle], timeout: float | None) -> list[Handle]:
+        """Join each process within one shared deadline; those still alive.
+
+        Unlike `Process.join`, it does not wait for ever on processes that cannot exit because
+        nobody reads their queue (see `_trapped`): it says so and returns them.
+        """
+        deadline = None if timeout is None else self.clock() + timeout
+        waiting = [handle for handle in handles if handle.started is not None]
+        while True:
+            for handle in waiting:
+                self.note_end(handle)  # exitcode polls (and reaps) the child
+            waiting = [handle for handle in waiting if handle.process.exitcode is None]
+            left = None if deadline is None else deadline - self.clock()
+            if not waiting or (left is not None and left <= 0):
+                return waiting
+            trapped = self._trapped(waiting)
+            if len(trapped) == len(waiting):
+                self._explain_trap(trapped)
+                return waiting
+            wait([handle.process.sentinel for handle in waiting], POLL if left is None else min(left, POLL))
+
+    def _trapped(self, handles: list[Handle]) -> dict[int, tuple[Handle, list[str]]]:
+        """The processes whose target is over but which cannot exit, each with the queues it
+        still feeds: items wait unread in the queue's pipe and no process that runs gets that
+        queue. Only mprun could read them, and it is waiting in a join: the deadlock the
+        multiprocessing docs warn of under "joining processes that use queues"."""
+        now = time.monotonic()
+        found = {}
+        for handle in handles:
+            finished = handle.report.finished
+            if finished is None or now - finished < TRAPPED_AFTER:
+                continue
+            fed = [name for name in self._queues_of(handle) if self._unread(name) and not self._readers(name)]
+            if fed:
+                found[id(handle)] = (handle, fed)
+        return found
+
+    def _queues_of(self, handle: Handle) -> list[str]:
+        named = {ref.name for ref in (*references(handle.planned.args), *references(handle.planned.kwargs))}
+        objects = self.plan.workflow.objects
+        return sorted(name for name in named if name is not None and objects[name].kind in _FED_KINDS)
+
+    def _unread(self, name: str) -> bool:
+        try:
+            return bool(self.objects[name]._reader.poll(0))
+        except (AttributeError, OSError, ValueError):
+            return False
+
+    def _readers(self, name: str) -> list[Handle]:
+        """The processes given queue `name` that are still running their target."""
+        return [h for h in self.receivers(name) if h.report.finished is None and h.process.exitcode is None]
+
+    def _explain_trap(self, trapped: dict[int, tuple[Handle, list[str]]]) -> None:
+        news = [(handle, fed) for handle, fed in trapped.values() if handle.stuck is None]
+        for handle, fed in news:
+            queues = ", ".join(fed)
+            handle.stuck = f"cannot exit: items it put on {queues} are unread, and no running process gets {queues}"
+            self.log.warning(
+                "process.stuck",
+                process=handle.name,
+                pid=handle.process.pid,
+                reason=handle.stuck,
+                hint="its target is over, but multiprocessing's queue feeder thread makes a process wait at exit "
+                "until the items it put are read: get them before joining",
+            )
+        self.dump_stacks([handle for handle, _ in news], "cannot exit")
+
+    def receivers(self, name: str) -> list[Handle]:
+        """The processes given the shared object `name` in their arguments."""
+        return [h for spec in self.plan.workflow.receivers(name) for h in self.handles.get(spec.key, [])]
+
+    def running(self) -> list[Handle]:
+        """The processes started and not known to have exited."""
+        return [h for hs in self.handles.values() for h in hs if h.started is not None and h.process.exitcode is None]
+
+    def dump_stacks(self, handles: Iterable[Handle], reason: str) -> None:
+        """Ask each running process for a dump of its threads' stacks (logged as
+        `process.stack` by the collector); waits for the dumps, within a bound."""
+        asked = [h for h in handles if h.started is not None and h.report.stack_ready and h.process.exitcode is None]
+        before = {id(h): h.report.stacks for h in asked}
+        for handle in asked:
+            handle.report.stack_reason = reason
+            try:
+                os.kill(handle.process.pid, STACK_SIGNAL)  # not reaped yet (exitcode None): still its pid
+            except ProcessLookupError:
+                pass
+
+        def answered() -> bool:
+            return all(h.report.stacks > before[id(h)] or h.report.ended is not None for h in asked)
+
+        if asked:
+            self.collector.wait_for(answered, STACK_TIMEOUT)
+
+    def terminate(self, handles: list[Handle], grace: float, *, as_planned: bool = True) -> list[str]:
+        """SIGTERM each, SIGKILL those alive after the grace, then join; the names killed.
+        `as_planned`: the workflow meant them to end this way (else it is a failure)."""
         running = [h for h in handles if h.started is not None and h.process.is_alive()]
         for handle in running:
-            handle.terminated = True
+            handle.terminated = as_planned
             handle.process.terminate()
         deadline = self.clock() + grace
         for handle in running:
             handle.process.join(max(0.0, deadline - self.clock()))
         killed = [handle for handle in running if handle.process.is_alive()]
+        self.dump_stacks(killed, f"still running {grace:g} s after SIGTERM")
         for handle in killed:
             handle.process.kill()
         for handle in running:
@@ -348,6 +459,7 @@ class Backend:
             try:
                 item = source.get() if step.timeout is None else source.get(timeout=step.timeout)
             except queue.Empty:
+                self.dump_stacks(self.receivers(step.queue.text), f"get from {step.queue.text} timed out")
                 return "timeout", f"{got} of {step.count} item(s) within {step.timeout} s"
             self.log.info("queue.get", queue=step.queue.text, item=_short_repr(item))
         return "ok", f"{step.count} item(s)"
@@ -357,9 +469,15 @@ class Backend:
         joiner = threading.Thread(target=self.objects[step.queue.text].join, daemon=True)
         joiner.start()
         joiner.join(step.timeout)
-        if joiner.is_alive():
-            return "timeout", f"items of {step.queue.text} not all done within {step.timeout} s"
-        return "ok", ""
+        if not joiner.is_alive():
+            return "ok", ""
+        detail = f"items of {step.queue.text} not all done within {step.timeout} s"
+        receivers = self.receivers(step.queue.text)
+        ended = [h for h in receivers if h.started is not None and h.process.exitcode is not None]
+        if ended:  # one that died holding an item never marks it done
+            detail += "; ended before: " + ", ".join(f"{h.name} (exit code {h.process.exitcode})" for h in ended)
+        self.dump_stacks(receivers, f"join_queue {step.queue.text} timed out")
+        return "timeout", detail
 
     # -- the end ----------------------------------------------------------------------------
 
@@ -373,7 +491,12 @@ class Backend:
         if daemons:
             self.log.info("run.stop_daemons", names=[h.name for h in daemons])
             self.terminate(daemons, grace)
-        self.join([h for h in everyone if not h.process.daemon], None)
+        # Processes whose join timed out, and those that cannot exit, are not waited for again.
+        self.join([h for h in everyone if not h.process.daemon and not h.overdue], None)
+        left = [h for h in everyone if h.started is not None and not h.process.daemon and h.process.is_alive()]
+        if left:
+            self.log.warning("run.stop_overdue", names=[h.name for h in left])
+            self.terminate(left, grace, as_planned=False)
 
     def stop_everything(self, grace: float) -> None:
         """SIGTERM every child still running, SIGKILL after the grace, join: nothing survives mprun."""

@@ -23,6 +23,12 @@ INHERITED_SIGNALS = frozenset({signal.SIGTERM, signal.SIGALRM})  # mprun handles
 # Blocked in mprun across a start: a Ctrl-C there would land in fork's after-fork hooks (where
 # logging swallows it) or cut spawn's pickle in half; it is delivered right after instead.
 BLOCKED_AT_START = INHERITED_SIGNALS | {signal.SIGINT}
+# Asks a child for a faulthandler dump of its threads. A real-time signal where there are
+# some: user code that registers SIGUSR1 for its own dumps is common, and must not be taken over.
+STACK_SIGNAL: int = signal.SIGRTMIN + 1 if hasattr(signal, "SIGRTMIN") else signal.SIGUSR2
+# The first byte on a child's stack pipe: the dump handler is in place. Until then the stack
+# signal's default action would kill the child, so mprun does not send it.
+STACK_READY = b"R"
 
 
 class _EventHandler(logging.Handler):
@@ -52,24 +58,28 @@ def guard() -> None:
     """End this process when mprun ends, even by SIGKILL: no child outlives the run.
 
     PR_SET_PDEATHSIG covers fork and spawn children, whose parent is mprun; a thread waiting on
-    multiprocessing's parent sentinel covers the rest (forkserver children, whose parent is the
-    fork server, and manager processes) and the race of a parent that died before the prctl.
+    multiprocessing's parent sentinel covers the rest (forkserver children and manager
+    processes, whose parent is the fork server) and the race of a parent that died before the
+    prctl. The thread only where needed: it costs a little, and shows in every stack dump.
     """
     import multiprocessing
-    import threading
-    from multiprocessing.connection import wait
 
+    parent = multiprocessing.parent_process()
     if sys.platform.startswith("linux"):
         import ctypes
 
         pr_set_pdeathsig = 1
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-    parent = multiprocessing.parent_process()
+        if parent is not None and os.getppid() == parent.pid:
+            return  # mprun itself is the parent, alive after the prctl: its death kills this
     sentinel = getattr(parent, "_sentinel", None)  # the public property raises when unset
     if parent is None or sentinel is None:
         return
     if not parent.is_alive():
         os._exit(1)
+
+    import threading
+    from multiprocessing.connection import wait
 
     def watch() -> None:
         wait([sentinel])
@@ -91,14 +101,15 @@ class Trampoline:
         self.events: Connection | None = None
         self.stdout: Connection | None = None
         self.stderr: Connection | None = None
+        self.stack: Connection | None = None
 
-    def attach(self, events: Connection, stdout: Connection, stderr: Connection) -> None:
+    def attach(self, events: Connection, stdout: Connection, stderr: Connection, stack: Connection) -> None:
         """The pipes of the next start, made just before it (so that no other child inherits them)."""
-        self.events, self.stdout, self.stderr = events, stdout, stderr
+        self.events, self.stdout, self.stderr, self.stack = events, stdout, stderr, stack
 
     def detach(self) -> None:
         """Forget the pipes once started: the child has its own copies."""
-        self.events = self.stdout = self.stderr = None
+        self.events = self.stdout = self.stderr = self.stack = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         # mprun starts children with these signals blocked, since under fork its own Python
@@ -129,8 +140,15 @@ class Trampoline:
             self._send(_usage())
 
     def _capture(self) -> None:
-        """Point fds 1 and 2 at the parent's pipes, and logging at the events pipe."""
+        """Point fds 1 and 2 at the parent's pipes, logging at the events pipe, and a dump of
+        every thread's stack, on request, at the stack pipe."""
         assert self.events is not None and self.stdout is not None and self.stderr is not None
+        assert self.stack is not None
+        import faulthandler
+
+        # The pipe stays open (this object lives as long as the process) for later dumps.
+        faulthandler.register(STACK_SIGNAL, file=self.stack.fileno(), all_threads=True, chain=False)
+        os.write(self.stack.fileno(), STACK_READY)
         os.dup2(self.stdout.fileno(), 1)
         os.dup2(self.stderr.fileno(), 2)
         self.stdout.close()

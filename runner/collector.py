@@ -1,8 +1,9 @@
 """The parent's reader of every child's output and events, on one thread of its own.
 
 Children write; only this thread turns what they write into log records (honcho's design):
-each line of a child's stdout and stderr becomes a `process.output` record, in order, and
-each event (log record, exception, return value, resource use) its own record.
+each line of a child's stdout and stderr becomes a `process.output` record, in order, each
+event (log record, exception, return value, resource use) its own record, and each dump of
+a child's stacks (which the backend asks for with a signal) a `process.stack` record.
 """
 
 from __future__ import annotations
@@ -11,11 +12,17 @@ import selectors
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
+from runner.child import STACK_READY
 from runner.events import Logged, Raised, Returned, Usage
+
+# faulthandler writes a dump in many small writes, all at once: a pause this long ends one.
+STACK_SETTLE = 0.05
+STACK_LIMIT = 256 * 1024  # bytes of one dump kept (faulthandler stops at 100 threads of 100 frames)
 
 # Python's SUBDEBUG and SUBWARNING (multiprocessing's own levels) shown as the nearest standard one.
 _METHODS = {
@@ -36,17 +43,22 @@ class Report:
     raised: Raised | None = None
     returned: Returned | None = None
     usage: Usage | None = None
+    finished: float | None = None  # monotonic time its target was over (its usage arrived)
     ended: float | None = None  # monotonic time its sentinel fired: when it really exited
+    stack_ready: bool = False  # it can dump its stacks on request
+    stacks: int = 0  # dumps logged so far
+    stack_reason: str | None = None  # why the last dump was asked for
 
 
-@dataclass
+@dataclass(eq=False)
 class _Stream:
     process: str
     pid: int
-    name: str  # stdout, stderr or events
+    name: str  # stdout, stderr, events or stack
     connection: Connection
     report: Report
     partial: bytes = field(default=b"")
+    last_read: float = 0.0
 
 
 class Collector:
@@ -59,25 +71,36 @@ class Collector:
         self._idle = threading.Condition(self._lock)
         self._open = 0
         self._stopping = False
+        self._dumping: list[_Stream] = []  # stack pipes with part of a dump read
         self._wake_read, self._wake_write = _pipe()
         self._selector.register(self._wake_read, selectors.EVENT_READ, None)
         self._thread = threading.Thread(target=self._run, name="mprun-collector", daemon=True)
         self._thread.start()
 
-    def add(
-        self, process: str, pid: int, stdout: Connection, stderr: Connection, events: Connection, sentinel: int
-    ) -> Report:
-        """Start reading a just-started child's three pipes, and watching its sentinel."""
+    def add(self, process: str, pid: int, pipes: dict[str, Connection], sentinel: int) -> Report:
+        """Start reading a just-started child's pipes (stdout, stderr, events, stack), and
+        watching its sentinel."""
         report = Report()
         with self._lock:
             self._selector.register(sentinel, selectors.EVENT_READ, report)
-            for name, connection in (("stdout", stdout), ("stderr", stderr), ("events", events)):
+            for name, connection in pipes.items():
                 self._selector.register(
                     connection, selectors.EVENT_READ, _Stream(process, pid, name, connection, report)
                 )
                 self._open += 1
         self._wake_write.send_bytes(b"x")
         return report
+
+    def wait_for(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Wait until `done()` (checked whenever a child ends or a dump is logged); False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while not done():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
 
     def drain(self, timeout: float) -> bool:
         """Wait until every pipe is closed (its child exited, or killed); False on timeout."""
@@ -113,14 +136,15 @@ class Collector:
             with self._lock:
                 if self._stopping:
                     return
-            for key, _ in self._selector.select():
+            for key, _ in self._selector.select(STACK_SETTLE if self._dumping else None):
                 if key.data is None:
                     self._wake_read.recv_bytes()
                     continue
                 if isinstance(key.data, Report):  # a sentinel: the process has exited
-                    key.data.ended = time.monotonic()
                     with self._lock:
+                        key.data.ended = time.monotonic()
                         self._selector.unregister(key.fileobj)
+                        self._idle.notify_all()
                     continue
                 try:
                     self._read(key.data)
@@ -129,6 +153,26 @@ class Collector:
                         self._give_up(key.data, error)
                     except Exception:  # noqa: BLE001 - not even logging works: keep reading all the same
                         self._close(key.data)
+            self._log_dumps()
+
+    def _log_dumps(self) -> None:
+        now = time.monotonic()
+        for stream in [s for s in self._dumping if now - s.last_read >= STACK_SETTLE]:
+            self._log_dump(stream)
+
+    def _log_dump(self, stream: _Stream) -> None:
+        self._dumping.remove(stream)
+        text, stream.partial = stream.partial.decode(errors="replace"), b""
+        self.log.warning(
+            "process.stack",
+            process=stream.process,
+            pid=stream.pid,
+            reason=stream.report.stack_reason,
+            stack=text.rstrip("\n"),
+        )
+        with self._lock:
+            stream.report.stacks += 1
+            self._idle.notify_all()
 
     def _give_up(self, stream: _Stream, error: Exception) -> None:
         """A stream mprun cannot read any more (a garbled event): say so, and stop reading it."""
@@ -142,6 +186,9 @@ class Collector:
         self._close(stream)
 
     def _read(self, stream: _Stream) -> None:
+        if stream.name == "stack":
+            self._stack(stream)
+            return
         if stream.name == "events":
             try:
                 self._event(stream, stream.connection.recv())
@@ -170,6 +217,25 @@ class Collector:
             self._open -= 1
             if not self._open:
                 self._idle.notify_all()
+
+    def _stack(self, stream: _Stream) -> None:
+        try:
+            chunk = _read_some(stream.connection)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            if stream in self._dumping:  # cut short by the child's exit: log what came
+                self._log_dump(stream)
+            self._close(stream)
+            return
+        if not stream.report.stack_ready and chunk.startswith(STACK_READY):
+            stream.report.stack_ready = True
+            chunk = chunk[len(STACK_READY) :]
+        if chunk:
+            stream.partial = (stream.partial + chunk)[:STACK_LIMIT]
+            stream.last_read = time.monotonic()
+            if stream not in self._dumping:
+                self._dumping.append(stream)
 
     def _lines(self, stream: _Stream, chunk: bytes) -> None:
         *lines, stream.partial = (stream.partial + chunk).split(b"\n")
@@ -209,6 +275,7 @@ class Collector:
             self.log.info("process.return", **where, repr=event.repr)
         elif isinstance(event, Usage):
             stream.report.usage = event
+            stream.report.finished = time.monotonic()
 
 
 def _pipe() -> tuple[Connection, Connection]:

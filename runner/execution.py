@@ -306,6 +306,8 @@ def _drive(
                 status, exitcode, why = "interrupted", INTERRUPTED, "interrupted (SIGINT)"
             failures.append(why)
             log.warning("run.stopping", reason=why)
+            if isinstance(stop, TimeLimit):  # where each child is, before stopping it
+                backend.dump_stacks(backend.running(), why)
             backend.stop_everything(grace)
             backend.close()
     except BaseException:

@@ -18,6 +18,9 @@ import structlog
 EventDict = MutableMapping[str, Any]
 
 
+CONSOLE_ITEM = 200  # characters of a queue item the console shows (the log file has 2,000)
+
+
 def _console_line(event: EventDict) -> str | None:
     """The human view of one event, or None for events the console leaves to the log file."""
     name = event.get("event", "")
@@ -35,10 +38,19 @@ def _console_line(event: EventDict) -> str | None:
         how = f"signal {event['signal']}" if event.get("signal") else f"exit code {event.get('exitcode')}"
         verdict = "as expected" if event.get("expected") else "NOT as expected"
         return f"{who} - ended with {how}, {verdict}"
+    if name == "process.stack":
+        lines = str(event.get("stack") or "(no answer)").splitlines()
+        return f"{who} ! stack ({event.get('reason')}):\n" + "\n".join("    " + line for line in lines)
+    if name == "process.stuck":
+        return f"{who} ! {event.get('reason')}; {event.get('hint')}"
+    if name == "run.stop_overdue":
+        return f"mprun - stopping what still runs after its join timed out: {', '.join(event.get('names', []))}"
     if name == "process.return":
         return f"{who} - returned {event.get('repr')}"
     if name == "queue.get":
-        return f"mprun - got from {event.get('queue')}: {event.get('item')}"
+        item = str(event.get("item"))
+        shown = item if len(item) <= CONSOLE_ITEM else item[:CONSOLE_ITEM] + f"... ({len(item)} characters)"
+        return f"mprun - got from {event.get('queue')}: {shown}"
     if name == "step.start":
         return f"mprun > {event.get('kind')} {event.get('subject', '')}".rstrip()
     if name == "step.end":
