@@ -146,8 +146,10 @@ class Trampoline:
         assert self.stack is not None
         import faulthandler
 
-        # The pipe stays open (this object lives as long as the process) for later dumps.
+        # The pipe stays open (this object lives as long as the process) for later dumps; a
+        # crash (SIGSEGV, SIGABRT...) dumps there too, then ends the process by its signal.
         faulthandler.register(STACK_SIGNAL, file=self.stack.fileno(), all_threads=True, chain=False)
+        faulthandler.enable(file=self.stack.fileno(), all_threads=True)
         os.write(self.stack.fileno(), STACK_READY)
         os.dup2(self.stdout.fileno(), 1)
         os.dup2(self.stderr.fileno(), 2)

@@ -163,14 +163,12 @@ class Collector:
     def _log_dump(self, stream: _Stream) -> None:
         self._dumping.remove(stream)
         text, stream.partial = stream.partial.decode(errors="replace"), b""
-        self.log.warning(
-            "process.stack",
-            process=stream.process,
-            pid=stream.pid,
-            reason=stream.report.stack_reason,
-            stack=text.rstrip("\n"),
-        )
+        reason = stream.report.stack_reason
+        if reason is None:  # not asked for by mprun
+            reason = "crashed" if text.startswith("Fatal Python error") else "a signal from outside mprun"
+        self.log.warning("process.stack", process=stream.process, pid=stream.pid, reason=reason, stack=text.rstrip())
         with self._lock:
+            stream.report.stack_reason = None
             stream.report.stacks += 1
             self._idle.notify_all()
 

@@ -59,13 +59,15 @@ def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
-def start_mprun(*args: str) -> subprocess.Popen[str]:
-    """The real `mprun ARGS...` in the background, as a user's shell would start it."""
+def start_mprun(*args: str, console: bool = True) -> subprocess.Popen[str]:
+    """The real `mprun ARGS...` in the background, as a user's shell would start it; without
+    `console` its output goes nowhere (a pipe nobody reads would fill up and stop it)."""
+    output = subprocess.PIPE if console else subprocess.DEVNULL
     return subprocess.Popen(
         [sys.executable, "-m", "runner", *args],
         cwd=ROOT,
         env=user_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=output,
+        stderr=output,
         text=True,
     )

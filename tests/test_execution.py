@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, alive, children, start_mprun, user_env, wait_for, write
+from tests.support import ROOT, alive, start_mprun, user_env, write
 from tests.test_run import Log, run_mprun
 
 pytestmark = pytest.mark.timeout(120)
@@ -182,28 +181,6 @@ def test_the_whole_run_time_limit_stops_everything(project: Path) -> None:
     assert log.events("run.end")[0]["status"] == "failed"
 
 
-@pytest.mark.parametrize("signum,status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_interrupting_mprun_stops_every_child_and_completes_the_log(project: Path, signum: int, status: int) -> None:
-    pids = project / "pids"
-    path = workflow(project, f"processes: {{p: {{target: jobs:pid_file, args: ['{pids}'], replicas: 3}}}}\n")
-    mprun = start_mprun(str(path), "--log-file", str(project / "run.jsonl"), "--grace", "1")
-    try:
-        deadline = time.monotonic() + 30
-        while (not pids.exists() or len(pids.read_text().split()) < 3) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        started = [int(pid) for pid in pids.read_text().split()]
-        mprun.send_signal(signum)
-        assert mprun.wait(timeout=20) == status
-        assert not [pid for pid in started if alive(pid)]
-    finally:
-        mprun.kill()
-        mprun.wait()
-    log = Log(project / "run.jsonl", status, "")
-    [end] = log.events("run.end")
-    assert (end["status"], end["exitcode"]) == ("interrupted", status)
-    assert all(record["signal"] == "SIGTERM" for record in log.events("process.exit"))
-
-
 def test_dry_run_prints_the_plan_and_starts_nothing(project: Path) -> None:
     path = workflow(project, "queues: {q: {}}\nprocesses: {p: {target: jobs:sleeper, args: [$q], replicas: 2}}\n")
     env = user_env()
@@ -285,41 +262,6 @@ def test_a_second_interrupt_while_stopping_is_ignored(project: Path) -> None:
     log = Log(project / "run.jsonl", 130, "")
     assert log.events("run.end")[0]["status"] == "interrupted"
     assert log.events("process.exit")[0]["signal"] == "SIGKILL"  # it ignored SIGTERM
-
-
-@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
-def test_no_child_nor_manager_survives_a_killed_mprun(project: Path, method: str) -> None:
-    pids = project / "pids"
-    body = (
-        f"start_method: {method}\ndicts: {{d: {{}}}}\n"
-        f"processes: {{p: {{target: jobs:pid_file, args: ['{pids}'], replicas: 2}}, "
-        f"q: {{target: jobs:sleeper, args: [60], kwargs: {{}}}}}}\n"
-    )
-    body = body.replace("jobs:sleeper, args: [60], kwargs: {}", "jobs:sleeper, kwargs: {seconds: 60}")
-    path = workflow(project, body + "steps:\n  - start: [p, q]\n  - join: p\n")
-    mprun = start_mprun(str(path), "--log-file", str(project / "run.jsonl"))
-    try:
-        assert wait_for(lambda: pids.exists() and len(pids.read_text().split()) >= 2, 30)
-        time.sleep(0.3)
-        descendants = _descendants(mprun.pid)
-        assert len(descendants) >= 3  # two workers, the sleeper, the manager (and the fork server)
-        mprun.kill()
-        mprun.wait(timeout=10)
-        assert wait_for(lambda: not any(alive(pid) for pid in descendants), 3), "a process outlived mprun"
-    finally:
-        mprun.kill()
-        mprun.wait()
-    for line in (project / "run.jsonl").read_text().splitlines():
-        json.loads(line)  # every line written is whole
-
-
-def _descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        for child in children(todo.pop()):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def test_a_class_that_makes_itself_a_daemon_stays_one(project: Path) -> None:

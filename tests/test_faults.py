@@ -1,0 +1,267 @@
+"""The fault suite: mprun killed or interrupted, children that crash, hang or cannot exit, and
+floods of output, under every start method. Each test runs the real command on real processes
+and judges by pids and by the JSON log."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support import alive, children, start_mprun, wait_for, write
+from tests.test_run import METHODS, Log, run_mprun
+
+pytestmark = pytest.mark.timeout(120)
+
+JOBS = """
+import ctypes, os, resource, signal, sys, time
+
+def pid_file(path, ignore_sigterm=False):
+    if ignore_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with open(path, "a") as out:
+        out.write(f"{os.getpid()}\\n")
+    while True:
+        time.sleep(0.05)
+
+def forever():
+    while True:
+        time.sleep(0.05)
+
+def sigkill():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def segfault():
+    ctypes.string_at(0)
+
+def exit3():
+    os._exit(3)
+
+def out_of_memory(limit):
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    hog = bytearray(2 * limit)
+
+def consumer(tasks, doomed):
+    while True:
+        task = tasks.get()
+        if task is None:
+            tasks.task_done()
+            return
+        if task == doomed:
+            os._exit(3)  # dies holding a task it never marks done
+        tasks.task_done()
+
+def producer(queue, size):
+    queue.put("x" * size)
+
+def flood(count):
+    for number in range(count):
+        print(f"line {number}")
+
+def flush_then_wait(count, flushed):
+    for number in range(count):
+        print(f"line {number}")
+    sys.stdout.flush()
+    flushed.set()
+    forever()
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    write(tmp_path, "jobs.py", JOBS)
+    return tmp_path
+
+
+def workflow(project: Path, method: str, body: str) -> Path:
+    return write(project, "w.yaml", f"version: 1\nstart_method: {method}\n{body}")
+
+
+def descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        for child in children(todo.pop()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def whole_lines(path: Path) -> list[dict[str, object]]:
+    """Every complete line of a log file, parsed: each must be valid JSON."""
+    text = path.read_text()
+    complete = text[: text.rfind("\n") + 1]
+    return [json.loads(line) for line in complete.splitlines()]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_no_process_survives_mprun_killed_by_sigkill(project: Path, method: str) -> None:
+    pids = project / "pids"
+    body = f"dicts: {{d: {{}}}}\nprocesses: {{p: {{target: jobs:pid_file, args: ['{pids}'], replicas: 3}}}}\n"
+    mprun = start_mprun(str(workflow(project, method, body)), "--log-file", str(project / "run.jsonl"))
+    try:
+        assert wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 3, 30)
+        everyone = descendants(mprun.pid)
+        assert len(everyone) >= 4  # three workers and the manager (and the fork server)
+        mprun.kill()
+        mprun.wait(timeout=10)
+        assert wait_for(lambda: not any(alive(pid) for pid in everyone), 2), "a process outlived mprun by 2 s"
+    finally:
+        mprun.kill()
+        mprun.wait()
+    whole_lines(project / "run.jsonl")
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("signum,status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_mprun_stops_every_child_within_the_grace_and_completes_the_log(
+    project: Path, method: str, signum: int, status: int
+) -> None:
+    pids, grace = project / "pids", 1.0
+    body = (
+        f"processes:\n  polite: {{target: jobs:pid_file, args: ['{pids}'], replicas: 2}}\n"
+        f"  stubborn: {{target: jobs:pid_file, args: ['{pids}', true]}}\n"
+    )
+    path = workflow(project, method, body)
+    mprun = start_mprun(str(path), "--log-file", str(project / "run.jsonl"), "--grace", str(grace))
+    try:
+        assert wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 3, 30)
+        started = [int(pid) for pid in pids.read_text().split()]
+        mprun.send_signal(signum)
+        sent = time.monotonic()
+        assert wait_for(lambda: not any(alive(pid) for pid in started), grace + 1)
+        stopped = time.monotonic() - sent
+        assert mprun.wait(timeout=10) == status
+    finally:
+        mprun.kill()
+        mprun.wait()
+    assert stopped <= grace + 1
+    log = Log(project / "run.jsonl", status, "")
+    [end] = log.events("run.end")
+    assert (end["status"], end["exitcode"]) == ("interrupted", status)
+    signals = sorted(record["signal"] for record in log.events("process.exit"))
+    assert signals == ["SIGKILL", "SIGTERM", "SIGTERM"]  # the one that ignores SIGTERM is killed
+    [dump] = log.events("process.stack", process="stubborn")
+    assert "in pid_file" in dump["stack"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(
+    "target,exitcode,signal_name",
+    [
+        ("jobs:sigkill", -9, "SIGKILL"),
+        ("jobs:segfault", -11, "SIGSEGV"),
+        ("jobs:exit3", 3, None),
+        ("jobs:out_of_memory, args: [1000000000]", 1, None),
+    ],
+    ids=["sigkill", "segfault", "os._exit(3)", "out-of-memory"],
+)
+def test_a_child_that_dies_badly_is_reported_and_fails_the_run(
+    project: Path, method: str, target: str, exitcode: int, signal_name: str | None
+) -> None:
+    log = run_mprun(workflow(project, method, f"processes:\n  p: {{target: {target}}}\n"), project / "run.jsonl")
+    assert log.exitcode == 1, log.stderr
+    [ended] = log.events("process.exit", process="p")
+    assert (ended["exitcode"], ended["signal"], ended["expected"]) == (exitcode, signal_name, False)
+    assert log.events("run.end")[0]["status"] == "failed"
+    if signal_name == "SIGSEGV":  # faulthandler's report of the crash, not lost on stderr
+        [dump] = log.events("process.stack", process="p")
+        assert dump["reason"] == "crashed" and "in segfault" in dump["stack"]
+    if "out_of_memory" in target:
+        assert log.events("process.exception", process="p")[0]["type"] == "MemoryError"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_consumer_dying_under_a_queue_join_times_the_step_out_with_stacks(project: Path, method: str) -> None:
+    body = (
+        "queues: {tasks: {kind: joinable}}\n"
+        "processes: {consumer: {target: jobs:consumer, args: [$tasks, 7], replicas: 2}}\n"
+        "steps:\n  - start: consumer\n  - put: {queue: tasks, from: builtins:range, args: [10]}\n"
+        "  - join_queue: {queue: tasks, timeout: 2}\n  - put: {queue: tasks, item: null, per: consumer}\n"
+        "  - join: {process: consumer, timeout: 10}\n"
+    )
+    log = run_mprun(workflow(project, method, body), project / "run.jsonl")
+    assert log.exitcode == 1, log.stderr
+    [joined] = log.events("step.end", kind="join_queue")
+    assert joined["outcome"] == "timeout" and "(exit code 3)" in joined["detail"]
+    [dump] = log.events("process.stack")  # of the consumer still waiting for a task
+    assert "join_queue tasks timed out" in dump["reason"] and "in consumer" in dump["stack"]
+    assert sorted(record["exitcode"] for record in log.events("process.exit")) == [0, 3]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_process_that_never_ends_is_dumped_stopped_and_fails_the_run(project: Path, method: str) -> None:
+    body = "processes: {p: {target: jobs:forever}}\nsteps:\n  - start: p\n  - join: {process: p, timeout: 1}\n"
+    started = time.monotonic()
+    log = run_mprun(workflow(project, method, body), project / "run.jsonl", "--grace", "1")
+    assert time.monotonic() - started < 20
+    assert log.exitcode == 1, log.stderr
+    [dump] = log.events("process.stack", process="p")
+    assert "join timed out" in dump["reason"] and "in forever" in dump["stack"]
+    assert log.events("run.stop_overdue")[0]["names"] == ["p"]
+    [ended] = log.events("process.exit", process="p")
+    assert (ended["signal"], ended["expected"]) == ("SIGTERM", False)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("read_later", [True, False], ids=["read-later", "never-read"])
+def test_the_queue_feeder_trap_ends_and_says_what_happened(project: Path, method: str, read_later: bool) -> None:
+    steps = "  - start: producer\n  - join: producer\n"
+    if read_later:
+        steps += "  - get: {queue: q, timeout: 10}\n  - join: producer\n"
+    body = "queues: {q: {}}\nprocesses: {producer: {target: jobs:producer, args: [$q, 1000000]}}\nsteps:\n"
+    log = run_mprun(workflow(project, method, body + steps), project / "run.jsonl", "--grace", "1", timeout=60)
+    assert log.exitcode == 1, log.stderr
+    [stuck] = log.events("process.stuck", process="producer")
+    assert "items it put on q are unread" in stuck["reason"]
+    [dump] = log.events("process.stack", process="producer")
+    assert "_finalize_join" in dump["stack"]  # waiting at exit for its feeder thread
+    assert log.events("step.end", kind="join")[0]["outcome"] == "stuck"
+    [ended] = log.events("process.exit", process="producer")
+    if read_later:  # the get unblocked it: it exits by itself, nothing lost
+        assert (ended["exitcode"], ended["expected"]) == (0, True)
+        assert len(log.events("queue.get")) == 1
+    else:
+        assert (ended["signal"], ended["expected"]) == ("SIGTERM", False)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_200000_lines_arrive_whole_and_in_order(project: Path, method: str) -> None:
+    count = 200_000
+    body = f"processes: {{p: {{target: jobs:flood, args: [{count}]}}}}\n"
+    log = run_mprun(workflow(project, method, body), project / "run.jsonl", "--log-format", "json")
+    assert log.exitcode == 0, log.stderr[-2000:]
+    assert log.lines("p") == [f"line {number}" for number in range(count)]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_lines_flushed_before_a_terminate_are_all_kept(project: Path, method: str) -> None:
+    count = 20_000
+    body = (
+        "events: {flushed: {}}\n"
+        f"processes: {{p: {{target: jobs:flush_then_wait, args: [{count}, $flushed]}}}}\n"
+        "steps:\n  - start: p\n  - wait: {event: flushed, timeout: 30}\n  - terminate: p\n"
+    )
+    log = run_mprun(workflow(project, method, body), project / "run.jsonl")
+    assert log.exitcode == 0, log.stderr[-2000:]
+    assert log.lines("p") == [f"line {number}" for number in range(count)]
+    assert log.events("process.exit")[0]["signal"] == "SIGTERM"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_the_log_stays_valid_json_lines_when_mprun_is_killed_mid_write(project: Path, method: str) -> None:
+    body = "processes: {p: {target: jobs:flood, args: [100000000]}}\n"
+    log_file = project / "run.jsonl"
+    mprun = start_mprun(str(workflow(project, method, body)), "--log-file", str(log_file), console=False)
+    try:
+        assert wait_for(lambda: log_file.exists() and log_file.stat().st_size > 1_000_000, 30)
+        mprun.kill()
+        mprun.wait(timeout=10)
+    finally:
+        mprun.kill()
+        mprun.wait()
+    records = whole_lines(log_file)
+    lines = [record["line"] for record in records if record["event"] == "process.output"]
+    assert len(lines) > 1000 and lines == [f"line {number}" for number in range(len(lines))]
