@@ -102,6 +102,7 @@ class _Builder:
     def __init__(self, path: str, plain_data: Callable[[JsonPath], bool]) -> None:
         self.path = path
         self.plain_data = plain_data
+        self.aliased = False  # the document has aliases (`*name`)
         self.values: dict[JsonPath, Position] = {}
         self.keys: dict[JsonPath, Position] = {}
         self.problems: list[Problem] = []
@@ -125,7 +126,8 @@ class _Builder:
                 self.alias_at = None
         self.count += 1
         if self.count > MAX_VALUES:
-            raise _Abort(node, f"the document expands to more than {MAX_VALUES:,} values (nested YAML aliases?)")
+            why = " through its aliases" if self.aliased else ""
+            raise _Abort(node, f"the document expands{why} to more than {MAX_VALUES:,} values; a workflow has hundreds")
         if depth > MAX_DEPTH:
             raise _Abort(node, f"the document nests deeper than {MAX_DEPTH} levels")
         self.values.setdefault(path, self.at(node))
@@ -280,6 +282,7 @@ def parse(
     if root is None:
         return None, [Problem(path, 1, 1, "error", "the file holds no YAML document", "empty")]
     builder = _Builder(path, plain_data)
+    builder.aliased = loader is _AliasAwareLoader
     try:
         data = builder.build(root, (), 0)
     except _Abort as abort:
