@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
-from typing import Any
+from typing import Any, cast
 
 from runner.child import BLOCKED_AT_START, STACK_SIGNAL, Trampoline, guard, resolve
 from runner.collector import Collector, Report
@@ -331,19 +331,27 @@ class Backend:
         nobody reads their queue (see `_trapped`): it says so and returns them.
         """
         deadline = None if timeout is None else self.clock() + timeout
-        waiting = [handle for handle in handles if handle.started is not None]
-        while True:
-            for handle in waiting:
+        waiting: dict[int, Handle] = {}
+        for handle in handles:
+            if handle.started is not None:
                 self.note_end(handle)  # exitcode polls (and reaps) the child
-            waiting = [handle for handle in waiting if handle.process.exitcode is None]
+                if handle.process.exitcode is None:
+                    waiting[handle.process.sentinel] = handle
+        while waiting:
             left = None if deadline is None else deadline - self.clock()
-            if not waiting or (left is not None and left <= 0):
-                return waiting
-            trapped = self._trapped(waiting)
-            if len(trapped) == len(waiting):
-                self._explain_trap(trapped)
-                return waiting
-            wait([handle.process.sentinel for handle in waiting], POLL if left is None else min(left, POLL))
+            if left is not None and left <= 0:
+                break
+            ended = wait(list(waiting), POLL if left is None else min(left, POLL))
+            for sentinel in ended:
+                handle = waiting.pop(cast(int, sentinel))  # sentinels are descriptors
+                handle.process.join()  # it has exited: this only reaps it
+                self.note_end(handle)
+            if not ended:  # a quiet moment: is everyone left caught in the queue-feeder trap?
+                trapped = self._trapped(list(waiting.values()))
+                if len(trapped) == len(waiting):
+                    self._explain_trap(trapped)
+                    break
+        return list(waiting.values())
 
     def _trapped(self, handles: list[Handle]) -> dict[int, tuple[Handle, list[str]]]:
         """The processes whose target is over but which cannot exit, each with the queues it

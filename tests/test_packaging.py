@@ -55,3 +55,15 @@ def test_the_wheel_carries_the_schema_and_checks_the_shipped_workflows(tmp_path:
         [str(mprun), "check", str(workflows)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
     )
     assert (checked.returncode, checked.stdout) == (0, ""), checked.stderr
+
+
+def test_nothing_runs_through_a_shell() -> None:
+    import ast
+
+    for path in (ROOT / "runner").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call):
+                called = ast.unparse(node.func)
+                assert called not in ("os.system", "os.popen", "subprocess.getoutput"), f"{path}: {called}"
+                shell = [k for k in node.keywords if k.arg == "shell"]
+                assert not shell or ast.unparse(shell[0].value) == "False", f"{path}:{node.lineno} shell="
