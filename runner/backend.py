@@ -8,10 +8,14 @@ events of the children are the collector's.
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
 import os
 import queue
+import select
 import signal
+import struct
+import termios
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -42,7 +46,8 @@ from runner.workflow import (
 # write: past this, mprun looks whether it is caught in the queue-feeder trap.
 TRAPPED_AFTER = 0.5
 POLL = 0.2  # s between those looks while a join waits
-STACK_TIMEOUT = 0.5  # s to wait for a child's dump of its stacks (a stopped process never answers)
+STACK_TIMEOUT = 0.8  # s to wait for a child's dump of its stacks (a stopped process never answers)
+_F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 0)  # Linux; elsewhere pipes hold 64 KiB
 _FED_KINDS = frozenset({"queue", "joinable_queue"})  # the kinds with a feeder thread
 
 
@@ -312,16 +317,18 @@ class Backend:
         if not alive:
             return "ok", ""
         stuck = [h for h in alive if h.stuck]
-        if stuck:
-            return "stuck", "; ".join(f"{h.name} {h.stuck}" for h in stuck)
         # As `Process.join(timeout)`: not an error, the process runs on (a later step may
         # terminate it). A daemon still running is the point of such a join (the seed's
         # daemons); any other process was given this long, so the end of the run stops it
         # rather than wait for it again without end, and it did not end as expected.
-        late = [h for h in alive if not h.process.daemon]
+        late = [h for h in alive if not h.process.daemon and not h.stuck]
         for handle in late:
             handle.overdue = True
-        self.dump_stacks(late, f"still running when its join timed out after {timeout:g} s")
+        if late:
+            waited = f"after {timeout:g} s" if timeout is not None else "while others could not exit"
+            self.dump_stacks(late, f"still running when its join ended {waited}")
+        if stuck:
+            return "stuck", "; ".join(f"{h.name} {h.stuck}" for h in stuck)
         return "alive", "still running: " + ", ".join(h.name for h in alive)
 
     def join(self, handles: list[Handle], timeout: float | None) -> list[Handle]:
@@ -332,26 +339,37 @@ class Backend:
         """
         deadline = None if timeout is None else self.clock() + timeout
         waiting: dict[int, Handle] = {}
+        # Those whose sentinel fired while they still run: a fork child that exec'd another
+        # program closed it (close-on-exec). Their exit code is polled instead.
+        polled: list[Handle] = []
         for handle in handles:
             if handle.started is not None:
                 self.note_end(handle)  # exitcode polls (and reaps) the child
                 if handle.process.exitcode is None:
                     waiting[handle.process.sentinel] = handle
-        while waiting:
+        while waiting or polled:
             left = None if deadline is None else deadline - self.clock()
             if left is not None and left <= 0:
                 break
-            ended = wait(list(waiting), POLL if left is None else min(left, POLL))
+            pause = POLL if left is None else min(left, POLL)
+            if waiting:
+                ended = wait(list(waiting), pause)
+            else:
+                time.sleep(pause)
+                ended = []
             for sentinel in ended:
-                handle = waiting.pop(cast(int, sentinel))  # sentinels are descriptors
-                handle.process.join()  # it has exited: this only reaps it
+                polled.append(waiting.pop(cast(int, sentinel)))  # sentinels are descriptors
+            for handle in list(polled):
                 self.note_end(handle)
+                if handle.process.exitcode is not None:
+                    polled.remove(handle)
             if not ended:  # a quiet moment: is everyone left caught in the queue-feeder trap?
-                trapped = self._trapped(list(waiting.values()))
-                if len(trapped) == len(waiting):
+                left_over = [*waiting.values(), *polled]
+                trapped = self._trapped(left_over)
+                if len(trapped) == len(left_over):
                     self._explain_trap(trapped)
                     break
-        return list(waiting.values())
+        return [*waiting.values(), *polled]
 
     def _trapped(self, handles: list[Handle]) -> dict[int, tuple[Handle, list[str]]]:
         """The processes whose target is over but which cannot exit, each with the queues it
@@ -360,11 +378,15 @@ class Backend:
         multiprocessing docs warn of under "joining processes that use queues"."""
         now = time.monotonic()
         found = {}
+        blocked: dict[str, bool] = {}  # per queue, once per look: hundreds of processes may share one
         for handle in handles:
             finished = handle.report.finished
             if finished is None or now - finished < TRAPPED_AFTER:
                 continue
-            fed = [name for name in self._queues_of(handle) if self._unread(name) and not self._readers(name)]
+            for name in self._queues_of(handle):
+                if name not in blocked:
+                    blocked[name] = self._full(name) and not self._readers(name)
+            fed = [name for name in self._queues_of(handle) if blocked[name]]
             if fed:
                 found[id(handle)] = (handle, fed)
         return found
@@ -374,15 +396,25 @@ class Backend:
         objects = self.plan.workflow.objects
         return sorted(name for name in named if name is not None and objects[name].kind in _FED_KINDS)
 
-    def _unread(self, name: str) -> bool:
+    def _full(self, name: str) -> bool:
+        """Whether queue `name`'s pipe is (nearly) full: a feeder thread writing to it blocks.
+        A few unread bytes are no trap: the process may be slow to exit for other reasons."""
         try:
-            return bool(self.objects[name]._reader.poll(0))
+            descriptor = self.objects[name]._reader.fileno()
+            unread = struct.unpack("i", fcntl.ioctl(descriptor, termios.FIONREAD, b"\0\0\0\0"))[0]
+            size = fcntl.fcntl(descriptor, _F_GETPIPE_SZ) if _F_GETPIPE_SZ else 65536
         except (AttributeError, OSError, ValueError):
             return False
+        return bool(unread > size - select.PIPE_BUF)
 
     def _readers(self, name: str) -> list[Handle]:
-        """The processes given queue `name` that are still running their target."""
-        return [h for h in self.receivers(name) if h.report.finished is None and h.process.exitcode is None]
+        """The processes given queue `name` that run their target and are not overdue (those
+        are stopped at the end, not waited for): the ones that may still read it."""
+        return [
+            h
+            for h in self.receivers(name)
+            if h.started is not None and h.report.finished is None and h.process.exitcode is None and not h.overdue
+        ]
 
     def _explain_trap(self, trapped: dict[int, tuple[Handle, list[str]]]) -> None:
         news = [(handle, fed) for handle, fed in trapped.values() if handle.stuck is None]
@@ -411,19 +443,21 @@ class Backend:
         """Ask each running process for a dump of its threads' stacks (logged as
         `process.stack` by the collector); waits for the dumps, within a bound."""
         asked = [h for h in handles if h.started is not None and h.report.stack_ready and h.process.exitcode is None]
+        if not asked:
+            return
         before = {id(h): h.report.stacks for h in asked}
+        self.collector.expect_dumps([h.report for h in asked], reason)
         for handle in asked:
-            handle.report.stack_reason = reason
             try:
                 os.kill(handle.process.pid, STACK_SIGNAL)  # not reaped yet (exitcode None): still its pid
-            except ProcessLookupError:
+            except (ProcessLookupError, PermissionError):
                 pass
 
         def answered() -> bool:
             return all(h.report.stacks > before[id(h)] or h.report.ended is not None for h in asked)
 
-        if asked:
-            self.collector.wait_for(answered, STACK_TIMEOUT)
+        self.collector.wait_for(answered, STACK_TIMEOUT)
+        self.collector.expect_dumps([h.report for h in asked], None)  # a late dump is not this one
 
     def terminate(self, handles: list[Handle], grace: float, *, as_planned: bool = True) -> list[str]:
         """SIGTERM each, SIGKILL those alive after the grace, then join; the names killed.

@@ -70,8 +70,10 @@ def guard() -> None:
 
         pr_set_pdeathsig = 1
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-        if parent is not None and os.getppid() == parent.pid:
-            return  # mprun itself is the parent, alive after the prctl: its death kills this
+        if parent is not None and os.getppid() == parent.pid and os.geteuid() != 0:
+            # mprun itself is the parent, alive after the prctl: its death kills this. Not
+            # for root, whose code may change its uid, which clears the death signal.
+            return
     sentinel = getattr(parent, "_sentinel", None)  # the public property raises when unset
     if parent is None or sentinel is None:
         return
@@ -148,6 +150,8 @@ class Trampoline:
 
         # The pipe stays open (this object lives as long as the process) for later dumps; a
         # crash (SIGSEGV, SIGABRT...) dumps there too, then ends the process by its signal.
+        # Closed by an exec: a program that replaces Python must not get the stack signal.
+        os.set_inheritable(self.stack.fileno(), False)
         faulthandler.register(STACK_SIGNAL, file=self.stack.fileno(), all_threads=True, chain=False)
         faulthandler.enable(file=self.stack.fileno(), all_threads=True)
         os.write(self.stack.fileno(), STACK_READY)

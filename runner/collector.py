@@ -20,8 +20,9 @@ from typing import Any
 from runner.child import STACK_READY
 from runner.events import Logged, Raised, Returned, Usage
 
-# faulthandler writes a dump in many small writes, all at once: a pause this long ends one.
-STACK_SETTLE = 0.05
+# faulthandler writes a dump in many small writes, all at once: a pause this long (with nothing
+# left in the pipe) ends one. Shorter, and a child descheduled mid-dump had its dump cut in two.
+STACK_SETTLE = 0.2
 STACK_LIMIT = 256 * 1024  # bytes of one dump kept (faulthandler stops at 100 threads of 100 frames)
 
 # Python's SUBDEBUG and SUBWARNING (multiprocessing's own levels) shown as the nearest standard one.
@@ -155,20 +156,34 @@ class Collector:
                         self._close(key.data)
             self._log_dumps()
 
+    def expect_dumps(self, reports: list[Report], reason: str | None) -> None:
+        """The next dump of each of these processes is for `reason` (None: none is expected)."""
+        with self._lock:
+            for report in reports:
+                report.stack_reason = reason
+
     def _log_dumps(self) -> None:
         now = time.monotonic()
-        for stream in [s for s in self._dumping if now - s.last_read >= STACK_SETTLE]:
-            self._log_dump(stream)
+        for stream in list(self._dumping):
+            # Busy with other pipes, this thread may come back late to one with more to read.
+            if now - stream.last_read >= STACK_SETTLE and not stream.connection.poll(0):
+                self._log_dump(stream)
 
     def _log_dump(self, stream: _Stream) -> None:
         self._dumping.remove(stream)
         text, stream.partial = stream.partial.decode(errors="replace"), b""
-        reason = stream.report.stack_reason
-        if reason is None:  # not asked for by mprun
-            reason = "crashed" if text.startswith("Fatal Python error") else "a signal from outside mprun"
-        self.log.warning("process.stack", process=stream.process, pid=stream.pid, reason=reason, stack=text.rstrip())
         with self._lock:
-            stream.report.stack_reason = None
+            reason, stream.report.stack_reason = stream.report.stack_reason, None
+        if text.startswith("Fatal Python error"):
+            reason = "crashed"
+        self.log.warning(
+            "process.stack",
+            process=stream.process,
+            pid=stream.pid,
+            reason=reason or "a signal from outside mprun",
+            stack=text.rstrip(),
+        )
+        with self._lock:
             stream.report.stacks += 1
             self._idle.notify_all()
 
@@ -224,6 +239,7 @@ class Collector:
         if not chunk:
             if stream in self._dumping:  # cut short by the child's exit: log what came
                 self._log_dump(stream)
+            stream.report.stack_ready = False  # gone, or exec'd: the signal would now kill it
             self._close(stream)
             return
         if not stream.report.stack_ready and chunk.startswith(STACK_READY):

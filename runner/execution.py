@@ -199,7 +199,7 @@ def check_only(path: str | Path, *, imports: bool = True) -> Workflow:
 
 
 def _raise_open_file_limit() -> None:
-    """Each child costs mprun four descriptors (three pipes and its sentinel): allow as many as
+    """Each child costs mprun five descriptors (four pipes and its sentinel): allow as many as
     the system lets this process have."""
     import resource
 

@@ -57,6 +57,18 @@ def consumer(tasks, doomed):
 def producer(queue, size):
     queue.put("x" * size)
 
+def slow_exit(queue):
+    import threading
+    queue.put("small")
+    threading.Thread(target=time.sleep, args=(1.5,)).start()  # not a daemon: exit waits for it
+
+def wait_then_get(queue, go):
+    go.wait()
+    queue.get()
+
+def become_sleep():
+    os.execvp("sleep", ["sleep", "30"])
+
 def flood(count):
     for number in range(count):
         print(f"line {number}")
@@ -199,7 +211,7 @@ def test_a_process_that_never_ends_is_dumped_stopped_and_fails_the_run(project: 
     assert time.monotonic() - started < 20
     assert log.exitcode == 1, log.stderr
     [dump] = log.events("process.stack", process="p")
-    assert "join timed out" in dump["reason"] and "in forever" in dump["stack"]
+    assert "join ended after 1 s" in dump["reason"] and "in forever" in dump["stack"]
     assert log.events("run.stop_overdue")[0]["names"] == ["p"]
     [ended] = log.events("process.exit", process="p")
     assert (ended["signal"], ended["expected"]) == ("SIGTERM", False)
@@ -265,3 +277,50 @@ def test_the_log_stays_valid_json_lines_when_mprun_is_killed_mid_write(project: 
     records = whole_lines(log_file)
     lines = [record["line"] for record in records if record["event"] == "process.output"]
     assert len(lines) > 1000 and lines == [f"line {number}" for number in range(len(lines))]
+
+
+def test_a_process_slow_to_exit_after_a_small_put_is_not_taken_for_the_trap(project: Path) -> None:
+    body = (
+        "queues: {q: {}}\nprocesses: {p: {target: jobs:slow_exit, args: [$q]}}\n"
+        "steps:\n  - start: p\n  - join: p\n  - get: {queue: q, timeout: 5}\n"
+    )
+    log = run_mprun(workflow(project, "fork", body), project / "run.jsonl")
+    assert log.exitcode == 0, log.stderr
+    assert not log.events("process.stuck")
+
+
+def test_a_reader_started_only_after_the_join_does_not_hang_it(project: Path) -> None:
+    body = (
+        "queues: {q: {}}\nevents: {go: {set: true}}\nprocesses:\n"
+        "  producer: {target: jobs:producer, args: [$q, 1000000]}\n"
+        "  consumer: {target: jobs:wait_then_get, args: [$q, $go]}\n"
+        "steps:\n  - start: producer\n  - join: producer\n  - start: consumer\n  - join: [consumer, producer]\n"
+    )
+    log = run_mprun(workflow(project, "fork", body), project / "run.jsonl", timeout=60)
+    assert log.exitcode == 1, log.stderr
+    assert log.events("step.end", kind="join")[0]["outcome"] == "stuck"
+    assert [record["exitcode"] for record in log.events("process.exit")] == [0, 0]  # the consumer freed it
+
+
+def test_a_reader_whose_join_timed_out_does_not_hang_the_end(project: Path) -> None:
+    body = (
+        "queues: {q: {}}\nevents: {go: {}}\nprocesses:\n"
+        "  producer: {target: jobs:producer, args: [$q, 1000000]}\n"
+        "  consumer: {target: jobs:wait_then_get, args: [$q, $go]}\n"
+        "steps:\n  - start: [producer, consumer]\n  - join: {process: consumer, timeout: 1}\n"
+    )
+    log = run_mprun(workflow(project, "fork", body), project / "run.jsonl", "--grace", "1", timeout=60)
+    assert log.exitcode == 1, log.stderr
+    assert log.events("process.stuck", process="producer")
+    assert sorted(log.events("run.stop_overdue")[0]["names"]) == ["consumer", "producer"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_child_that_execs_another_program_is_not_killed_by_a_stack_request(project: Path, method: str) -> None:
+    body = (
+        "processes: {p: {target: jobs:become_sleep}}\n"
+        "steps:\n  - start: p\n  - join: {process: p, timeout: 1}\n  - terminate: p\n"
+    )
+    log = run_mprun(workflow(project, method, body), project / "run.jsonl")
+    assert log.exitcode == 0, log.stderr
+    assert log.events("process.exit")[0]["signal"] == "SIGTERM"
