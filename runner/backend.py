@@ -347,11 +347,14 @@ class Backend:
                 self.note_end(handle)  # exitcode polls (and reaps) the child
                 if handle.process.exitcode is None:
                     waiting[handle.process.sentinel] = handle
+        nap = 0.001  # between polls of those: a child exits a moment after its sentinel fires
         while waiting or polled:
             left = None if deadline is None else deadline - self.clock()
             if left is not None and left <= 0:
                 break
             pause = POLL if left is None else min(left, POLL)
+            if polled:
+                pause, nap = min(pause, nap), min(nap * 2, POLL)
             if waiting:
                 ended = wait(list(waiting), pause)
             else:

@@ -319,6 +319,12 @@ def _drive(
         return _report(log, backend, began, status, exitcode, failures, step_failures, log_file, run_id)
 
 
+def _own_peak_memory() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def _report(
     log: Any,
     backend: Any,
@@ -363,6 +369,7 @@ def _report(
         exitcode=exitcode,
         duration_s=round(time.monotonic() - began, 6),
         failures=failures,
+        max_rss_kb=_own_peak_memory(),
         **counts,
     )
     return RunResult(status, exitcode, tuple(outcomes), tuple(failures), log_file, run_id)

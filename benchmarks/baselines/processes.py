@@ -1,0 +1,22 @@
+"""Hand-written: start N processes that do nothing, join them all."""
+
+from __future__ import annotations
+
+import multiprocessing
+import resource
+import sys
+import time
+
+from work import noop
+
+if __name__ == "__main__":
+    multiprocessing.set_start_method(sys.argv[1])
+    began = time.perf_counter()
+    processes = [multiprocessing.Process(target=noop) for _ in range(int(sys.argv[2]))]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    assert all(process.exitcode == 0 for process in processes)
+    print(f"work_s={time.perf_counter() - began:.6f}")
+    print(f"max_rss_kb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}")
