@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runner.conformance import conforms
 from runner.problem import JsonPath, Problem, did_you_mean
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ MAX_PROBLEMS = 200
 def validate(document: Document) -> list[Problem]:
     """Every schema problem of the document, worded for people and located in the file."""
     data, misplaced = _misplaced(document)
+    if not misplaced and conforms(data, load_schema()):
+        return []  # the common case, without jsonschema: it is only needed to explain
     found: dict[tuple[int, int, str], Problem] = {(p.line, p.column, p.message): p for p in misplaced}
     for error in _validator().iter_errors(data):
         if misplaced and tuple(error.absolute_path) == ("processes",) and error.validator == "minProperties":
