@@ -77,7 +77,13 @@ class BuildFailed(Exception):
 class Backend:
     """One run of a plan on this machine's multiprocessing."""
 
-    def __init__(self, plan: Plan, log: Any, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        log: Any,
+        output: Callable[[str, int, str, list[str]], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.plan = plan
         self.log = log
         self.clock = clock
@@ -85,7 +91,7 @@ class Backend:
         self.objects: dict[str, Any] = {}
         self.handles: dict[str, list[Handle]] = {}
         self.manager: Any = None
-        self.collector = Collector(log)
+        self.collector = Collector(log, output)
 
     # -- building ---------------------------------------------------------------------------
 

@@ -65,8 +65,9 @@ class _Stream:
 class Collector:
     """Reads the pipes of every started child until they close; logs as it goes."""
 
-    def __init__(self, log: Any) -> None:
+    def __init__(self, log: Any, output: Callable[[str, int, str, list[str]], None] | None = None) -> None:
         self.log = log
+        self.output = output or self._output_one_by_one
         self._selector = selectors.DefaultSelector()
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -253,17 +254,19 @@ class Collector:
 
     def _lines(self, stream: _Stream, chunk: bytes) -> None:
         *lines, stream.partial = (stream.partial + chunk).split(b"\n")
-        for line in lines:
-            self._output(stream, line)
+        if lines:
+            self._output(stream, b"\n".join(lines))
 
-    def _output(self, stream: _Stream, line: bytes) -> None:
-        self.log.info(
-            "process.output",
-            process=stream.process,
-            pid=stream.pid,
-            stream=stream.name,
-            line=line.decode(errors="replace").rstrip("\r"),
-        )
+    def _output(self, stream: _Stream, lines: bytes) -> None:
+        # Decoded together: a newline never falls inside a UTF-8 character, so each line
+        # comes out as it would alone, bad bytes replaced.
+        text = lines.decode(errors="replace")
+        texts = [line.rstrip("\r") for line in text.split("\n")] if "\r" in text else text.split("\n")
+        self.output(stream.process, stream.pid, stream.name, texts)
+
+    def _output_one_by_one(self, process: str, pid: int, stream: str, lines: list[str]) -> None:
+        for line in lines:
+            self.log.info("process.output", process=process, pid=pid, stream=stream, line=line)
 
     def _event(self, stream: _Stream, event: object) -> None:
         where = {"process": stream.process, "pid": stream.pid}

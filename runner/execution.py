@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -250,14 +251,14 @@ def run(
         except OSError as error:
             raise UsageError(f"cannot write the log file '{target}': {error.strerror}") from None
         with stream, _start_method(start_method or plan.workflow.start_method) as method:
-            log = logs.configure(
+            log, output = logs.configure(
                 log_file=stream,
                 console=console or sys.stderr,
                 console_format=console_format,
                 run_id=run_id,
                 workflow=plan.workflow.name,
             )
-            return _drive(plan, log, Backend, method, target, run_id, timeout, grace)
+            return _drive(plan, log, partial(Backend, output=output), method, target, run_id, timeout, grace)
 
 
 def _drive(
