@@ -8,16 +8,23 @@ exception exits 1 (with its traceback on stderr), a signal N ends it with -N.
 
 from __future__ import annotations
 
+# All at the top, also what only the child uses: under fork a child inherits what mprun has
+# imported and would otherwise import it anew, each one (ctypes alone costs milliseconds).
+import ctypes
+import faulthandler
 import logging
 import os
+import resource
 import signal
 import sys
+import threading
 import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
 from runner.events import Logged, Raised, Returned, Usage
 
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded once, in mprun: fork children have it
 RETURN_REPR_LIMIT = 2000  # characters of a return value's repr kept for the log
 INHERITED_SIGNALS = frozenset({signal.SIGTERM, signal.SIGALRM})  # mprun handles these; children must not
 # Blocked in mprun across a start: a Ctrl-C there would land in fork's after-fork hooks (where
@@ -66,10 +73,8 @@ def guard() -> None:
 
     parent = multiprocessing.parent_process()
     if sys.platform.startswith("linux"):
-        import ctypes
-
         pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+        _LIBC.prctl(pr_set_pdeathsig, signal.SIGKILL)
         if parent is not None and os.getppid() == parent.pid and os.geteuid() != 0:
             # mprun itself is the parent, alive after the prctl: its death kills this. Not
             # for root, whose code may change its uid, which clears the death signal.
@@ -80,7 +85,6 @@ def guard() -> None:
     if not parent.is_alive():
         os._exit(1)
 
-    import threading
     from multiprocessing.connection import wait
 
     def watch() -> None:
@@ -146,8 +150,6 @@ class Trampoline:
         every thread's stack, on request, at the stack pipe."""
         assert self.events is not None and self.stdout is not None and self.stderr is not None
         assert self.stack is not None
-        import faulthandler
-
         # The pipe stays open (this object lives as long as the process) for later dumps; a
         # crash (SIGSEGV, SIGABRT...) dumps there too, then ends the process by its signal.
         # Closed by an exec: a program that replaces Python must not get the stack signal.
@@ -222,7 +224,5 @@ def _bounded_repr(value: object) -> str:
 
 
 def _usage() -> Usage:
-    import resource
-
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return Usage(usage.ru_utime + usage.ru_stime, usage.ru_maxrss)

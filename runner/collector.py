@@ -20,6 +20,7 @@ from typing import Any
 from runner.child import STACK_READY
 from runner.events import Logged, Raised, Returned, Usage
 
+_EPOLL = getattr(selectors, "EpollSelector", ())
 # faulthandler writes a dump in many small writes, all at once: a pause this long (with nothing
 # left in the pipe) ends one. Shorter, and a child descheduled mid-dump had its dump cut in two.
 STACK_SETTLE = 0.2
@@ -90,7 +91,10 @@ class Collector:
                     connection, selectors.EVENT_READ, _Stream(process, pid, name, connection, report)
                 )
                 self._open += 1
-        self._wake_write.send_bytes(b"x")
+        if not isinstance(self._selector, _EPOLL):
+            # epoll watches a descriptor from the moment it is registered, even in a wait
+            # already under way; other selectors need their wait restarted to see it.
+            self._wake_write.send_bytes(b"x")
         return report
 
     def wait_for(self, done: Callable[[], bool], timeout: float) -> bool:
