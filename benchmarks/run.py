@@ -112,12 +112,15 @@ class Workspace:
     def run_mprun(self, workflow: Path, method: str, *, whole: bool = False) -> Measure:
         log = self.folder / f"{workflow.stem}.jsonl"
         seconds, _ = _timed([*_mprun(), "--start-method", method, "--log-file", str(log), str(workflow)], self.folder)
-        records = [json.loads(line) for line in log.read_text().splitlines()]
-        [end] = [r for r in records if r["event"] == "run.end"]
-        extra = {"max_rss_kb": float(end.get("max_rss_kb") or 0)}
-        for record in records:
-            if record["event"] == "process.output":
-                extra.update(_reported(record["line"]))
+        extra: dict[str, float] = {}
+        with log.open() as lines:  # read as a stream: P5's log has 200,000 records
+            for line in lines:
+                record = json.loads(line)
+                if record["event"] == "run.end":
+                    end = record
+                elif record["event"] == "process.output" and "=" in record["line"]:
+                    extra.update(_reported(record["line"]))
+        extra["max_rss_kb"] = float(end.get("max_rss_kb") or 0)
         return Measure(seconds if whole else float(end["duration_s"]), extra)
 
     def run_baseline(self, script: str, *args: str, whole: bool = False) -> Measure:
