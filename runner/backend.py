@@ -107,6 +107,8 @@ class Backend:
         if method == "forkserver":
             from multiprocessing import forkserver
 
+            # The trampoline imported once, in the fork server, not in every child it forks.
+            forkserver.set_forkserver_preload(["runner.child"])
             forkserver.ensure_running()
         for shared in self.plan.workflow.objects.values():
             try:
