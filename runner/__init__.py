@@ -3,9 +3,13 @@
 The package root stays light: child processes import from it, so nothing heavy lives here.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # as typing's; typing itself is not imported here: children import this package
+if TYPE_CHECKING:
+    from typing import Any
+
+__version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:

@@ -20,9 +20,12 @@ import sys
 import threading
 import traceback
 from multiprocessing.connection import Connection
-from typing import Any
 
 from runner.events import Logged, Raised, Returned, Usage
+
+TYPE_CHECKING = False  # as typing's, without importing typing into every child
+if TYPE_CHECKING:
+    from typing import Any
 
 _LIBC = ctypes.CDLL(None, use_errno=True)  # loaded once, in mprun: fork children have it
 RETURN_REPR_LIMIT = 2000  # characters of a return value's repr kept for the log
