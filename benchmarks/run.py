@@ -1,7 +1,7 @@
 """mprun against hand-written multiprocessing, side by side: each comparison runs both in
 alternation for several rounds and reports the medians and their ratio.
 
-    python benchmarks/run.py                   # every comparison, 5 rounds (a few minutes)
+    python benchmarks/run.py                   # every comparison, 7 rounds (about 3 minutes)
     python benchmarks/run.py --write-readme    # and put the table into README.md
     python benchmarks/run.py --quick           # tiny sizes, one round (the test suite's smoke run)
 
@@ -275,7 +275,7 @@ def table(rows: list[Comparison], rounds: int, seconds: float, command: str) -> 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one round")
     parser.add_argument("--only", nargs="*", metavar="P", help="only these comparisons (P1 ... P6)")
     parser.add_argument("--write-readme", action="store_true", help="put the table into README.md")

@@ -257,9 +257,13 @@ class Collector:
                 self._dumping.append(stream)
 
     def _lines(self, stream: _Stream, chunk: bytes) -> None:
-        *lines, stream.partial = (stream.partial + chunk).split(b"\n")
-        if lines:
-            self._output(stream, b"\n".join(lines))
+        data = stream.partial + chunk if stream.partial else chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            stream.partial = data
+            return
+        stream.partial = data[cut + 1 :]
+        self._output(stream, data[:cut])
 
     def _output(self, stream: _Stream, lines: bytes) -> None:
         # Decoded together: a newline never falls inside a UTF-8 character, so each line
