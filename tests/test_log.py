@@ -9,7 +9,20 @@ import pytest
 
 from runner.log import configure
 
-LINES = ["plain", "", 'ends with \\', '", "', '"', '\\", "', '", ', 'quotes " and \\ backslash', "tab\tand\x01control", "ünïcödé and 😀", "x" * 5000, "\ufffd"]
+LINES = [
+    "plain",
+    "",
+    "ends with \\",
+    '", "',
+    '"',
+    '\\", "',
+    '", ',
+    'quotes " and \\ backslash',
+    "tab\tand\x01control",
+    "ünïcödé and 😀",
+    "x" * 5000,
+    "\ufffd",
+]
 
 
 @pytest.mark.parametrize("console_format", ["console", "json"])
