@@ -12,7 +12,6 @@ import os
 import signal
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -238,7 +237,7 @@ def run(
 
     document, workflow = _checked(path)
     plan = make_plan(workflow)
-    run_id = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    run_id = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + os.urandom(3).hex()
     target = Path(log_file) if log_file else default_log_file(plan.workflow.name, run_id)
     with _pythonpath(plan.workflow.python_folders()):
         imported = _imports(plan, document)
