@@ -108,7 +108,9 @@ class Backend:
             from multiprocessing import forkserver
 
             # The trampoline imported once, in the fork server, not in every child it forks.
-            forkserver.set_forkserver_preload(["runner.child"])
+            preload = list(getattr(forkserver._forkserver, "_preload_modules", None) or [])  # the host's, kept
+            if "runner.child" not in preload:
+                forkserver.set_forkserver_preload([*preload, "runner.child"])
             forkserver.ensure_running()
         for shared in self.plan.workflow.objects.values():
             try:

@@ -257,13 +257,13 @@ class Collector:
                 self._dumping.append(stream)
 
     def _lines(self, stream: _Stream, chunk: bytes) -> None:
-        data = stream.partial + chunk if stream.partial else chunk
-        cut = data.rfind(b"\n")
+        cut = chunk.rfind(b"\n")  # in the new bytes only: a long line is not searched again
         if cut < 0:
-            stream.partial = data
+            stream.partial += chunk
             return
-        stream.partial = data[cut + 1 :]
-        self._output(stream, data[:cut])
+        complete = stream.partial + chunk[:cut] if stream.partial else chunk[:cut]
+        stream.partial = chunk[cut + 1 :]
+        self._output(stream, complete)
 
     def _output(self, stream: _Stream, lines: bytes) -> None:
         # Decoded together: a newline never falls inside a UTF-8 character, so each line
