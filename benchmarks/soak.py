@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support import alive, children, start_mprun, user_env, wait_for  # noqa: E402
+from tests.support import alive, descendants, start_mprun, user_env, wait_for, whole_lines  # noqa: E402
 from tests.test_faults import JOBS  # noqa: E402
 
 METHODS = ("fork", "spawn", "forkserver")
@@ -58,20 +58,6 @@ def _workflow(folder: Path, method: str, body: str) -> Path:
     return path
 
 
-def _descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        for child in children(todo.pop()):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _records(path: Path) -> list[dict[str, object]]:
-    text = path.read_text()
-    return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines()]
-
-
 def killed(folder: Path, method: str, row: Row) -> None:
     """SIGKILL mprun while three workers and a manager run: survivors after 2 s."""
     pids = folder / "pids"
@@ -82,7 +68,7 @@ def killed(folder: Path, method: str, row: Row) -> None:
         if not wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 3, 30):
             row.count(False, "workers did not start")
             return
-        everyone = _descendants(mprun.pid)
+        everyone = descendants(mprun.pid)
         mprun.kill()
         mprun.wait(timeout=10)
         wait_for(lambda: not any(alive(pid) for pid in everyone), 2)
@@ -121,7 +107,7 @@ def interrupted(folder: Path, method: str, row: Row, signum: int) -> None:
         mprun.wait()
     expected = 130 if signum == signal.SIGINT else 143
     try:
-        records = _records(log_file)
+        records = whole_lines(log_file)
         ends = [r for r in records if r["event"] == "run.end"]
         exits = [r for r in records if r["event"] == "process.exit"]
         complete = len(ends) == 1 and ends[0]["status"] == "interrupted" and len(exits) == 3

@@ -89,16 +89,21 @@ class _Console:
 
     def write(self, text: str) -> None:
         """Show `text` (whole lines), the lock held."""
-        if self.stream is None:
-            return
-        try:
-            self.stream.write(text)
-            self.stream.flush()
-        except (OSError, ValueError):
+        if self.stream is not None and not _written(self.stream, text):
             # The console went away (`mprun ... | head`): the run and its log file go on,
             # and nothing is written there again, not even by Python's flush at exit.
             _silence(self.stream)
             self.stream = None
+
+
+def _written(stream: TextIO, text: str) -> bool:
+    """Write and flush `text`; False if the stream cannot take it any more."""
+    try:
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _silence(stream: TextIO) -> None:
@@ -121,12 +126,7 @@ class _File:
 
     def write(self, text: str) -> None:
         """Write `text` (whole lines), the lock held."""
-        if self.stream is None:
-            return
-        try:
-            self.stream.write(text)
-            self.stream.flush()
-        except (OSError, ValueError):
+        if self.stream is not None and not _written(self.stream, text):
             # A full disk: stop writing rather than stop reading the children, who would
             # then block on full pipes. The exit status still tells how the run went.
             self.stream = None

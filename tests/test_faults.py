@@ -4,14 +4,13 @@ and judges by pids and by the JSON log."""
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.support import alive, children, start_mprun, wait_for, write
+from tests.support import alive, descendants, start_mprun, wait_for, whole_lines, write
 from tests.test_run import METHODS, Log, run_mprun
 
 pytestmark = pytest.mark.timeout(120)
@@ -90,22 +89,6 @@ def project(tmp_path: Path) -> Path:
 
 def workflow(project: Path, method: str, body: str) -> Path:
     return write(project, "w.yaml", f"version: 1\nstart_method: {method}\n{body}")
-
-
-def descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        for child in children(todo.pop()):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def whole_lines(path: Path) -> list[dict[str, object]]:
-    """Every complete line of a log file, parsed: each must be valid JSON."""
-    text = path.read_text()
-    complete = text[: text.rfind("\n") + 1]
-    return [json.loads(line) for line in complete.splitlines()]
 
 
 @pytest.mark.parametrize("method", METHODS)
