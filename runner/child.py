@@ -12,6 +12,7 @@ from __future__ import annotations
 # imported and would otherwise import it anew, each one (ctypes alone costs milliseconds).
 import ctypes
 import faulthandler
+import fcntl
 import logging
 import os
 import resource
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 _LIBC = ctypes.CDLL(None, use_errno=True)  # loaded once, in mprun: fork children have it
+_F_SETSIG: int | None = getattr(fcntl, "F_SETSIG", None)  # Linux: a descriptor's O_ASYNC signal
 RETURN_REPR_LIMIT = 2000  # characters of a return value's repr kept for the log
 INHERITED_SIGNALS = frozenset({signal.SIGTERM, signal.SIGALRM})  # mprun handles these; children must not
 # Blocked in mprun across a start: a Ctrl-C there would land in fork's after-fork hooks (where
@@ -67,10 +69,13 @@ class _EventHandler(logging.Handler):
 def guard() -> None:
     """End this process when mprun ends, even by SIGKILL: no child outlives the run.
 
-    PR_SET_PDEATHSIG covers fork and spawn children, whose parent is mprun; a thread waiting on
-    multiprocessing's parent sentinel covers the rest (forkserver children and manager
-    processes, whose parent is the fork server) and the race of a parent that died before the
-    prctl. The thread only where needed: it costs a little, and shows in every stack dump.
+    Both ways are the kernel's, armed once: nothing runs in the child to watch. The parent-death
+    signal covers fork and spawn children, whose parent is mprun. multiprocessing's parent
+    sentinel, a pipe whose write end only mprun holds, is set to send SIGKILL when that end
+    closes: it covers forkserver children and manager processes (whose parent is the fork
+    server), and root code that changes its uid, which clears the parent-death signal but not
+    this, armed while root. Under fork, siblings started later hold copies of the write end
+    until their own parent-death signal ends them.
     """
     import multiprocessing
 
@@ -78,19 +83,21 @@ def guard() -> None:
     if sys.platform.startswith("linux"):
         pr_set_pdeathsig = 1
         _LIBC.prctl(pr_set_pdeathsig, signal.SIGKILL)
-        if parent is not None and os.getppid() == parent.pid and os.geteuid() != 0:
-            # mprun itself is the parent, alive after the prctl: its death kills this. Not
-            # for root, whose code may change its uid, which clears the death signal.
-            return
     sentinel = getattr(parent, "_sentinel", None)  # the public property raises when unset
     if parent is None or sentinel is None:
         return
-    if not parent.is_alive():
+    if _F_SETSIG is not None:
+        fcntl.fcntl(sentinel, fcntl.F_SETOWN, os.getpid())
+        fcntl.fcntl(sentinel, _F_SETSIG, signal.SIGKILL)
+        fcntl.fcntl(sentinel, fcntl.F_SETFL, fcntl.fcntl(sentinel, fcntl.F_GETFL) | os.O_ASYNC)
+    if not parent.is_alive():  # gone before the signals were armed
         os._exit(1)
+    if _F_SETSIG is not None:
+        return
 
     from multiprocessing.connection import wait
 
-    def watch() -> None:
+    def watch() -> None:  # elsewhere: a thread, which also shows in every stack dump
         wait([sentinel])
         os.kill(os.getpid(), signal.SIGKILL)
 

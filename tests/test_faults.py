@@ -4,6 +4,7 @@ and judges by pids and by the JSON log."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -18,11 +19,14 @@ pytestmark = pytest.mark.timeout(120)
 JOBS = """
 import ctypes, os, resource, signal, sys, time
 
-def pid_file(path, ignore_sigterm=False):
+def pid_file(path, ignore_sigterm=False, become_nobody=False):
     if ignore_sigterm:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with open(path, "a") as out:
         out.write(f"{os.getpid()}\\n")
+    if become_nobody:  # root dropping its privileges: this clears the parent-death signal
+        os.setgid(65534)
+        os.setuid(65534)
     while True:
         time.sleep(0.05)
 
@@ -92,9 +96,17 @@ def workflow(project: Path, method: str, body: str) -> Path:
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_no_process_survives_mprun_killed_by_sigkill(project: Path, method: str) -> None:
+@pytest.mark.parametrize(
+    "become_nobody",
+    [
+        False,
+        pytest.param(True, marks=pytest.mark.skipif(os.geteuid() != 0, reason="changing uid needs root")),
+    ],
+)
+def test_no_process_survives_mprun_killed_by_sigkill(project: Path, method: str, become_nobody: bool) -> None:
     pids = project / "pids"
-    body = f"dicts: {{d: {{}}}}\nprocesses: {{p: {{target: jobs:pid_file, args: ['{pids}'], replicas: 3}}}}\n"
+    args = f"['{pids}', false, {str(become_nobody).lower()}]"
+    body = f"dicts: {{d: {{}}}}\nprocesses: {{p: {{target: jobs:pid_file, args: {args}, replicas: 3}}}}\n"
     mprun = start_mprun(str(workflow(project, method, body)), "--log-file", str(project / "run.jsonl"))
     try:
         assert wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 3, 30)
