@@ -55,8 +55,11 @@ class Comparison:
     mprun: Callable[[], Measure]
     baseline: Callable[[], Measure]
     higher_is_better: bool = False  # the measure is a throughput, not a time
+    # The baseline again, importing what mprun imports: what mprun's dependencies alone cost.
+    floor: Callable[[], Measure] | None = None
     a: list[Measure] = field(default_factory=list)
     b: list[Measure] = field(default_factory=list)
+    c: list[Measure] = field(default_factory=list)
 
     def median(self, side: list[Measure], name: str | None = None) -> float:
         return statistics.median(m.extra[name] if name else m.seconds for m in side)
@@ -162,6 +165,9 @@ def comparisons(space: Workspace, quick: bool) -> list[Comparison]:
                 "<= 1.3" if method != "spawn" else "report",
                 lambda method=method: space.run_mprun(one, method, whole=True),
                 lambda method=method: space.run_baseline("processes.py", method, "1", whole=True),
+                floor=lambda method=method: space.run_baseline(
+                    "processes.py", method, "1", "--with-imports", whole=True
+                ),
             )
         )
     many = space.workflow("many", f"processes: {{p: {{target: work:noop, replicas: {processes}}}}}\n")
@@ -174,6 +180,9 @@ def comparisons(space: Workspace, quick: bool) -> list[Comparison]:
                 "<= 1.10",
                 lambda method=method: space.run_mprun(many, method),
                 lambda method=method: space.run_baseline("processes.py", method, str(processes)),
+                floor=lambda method=method: space.run_baseline(
+                    "processes.py", method, str(processes), "--with-imports"
+                ),
             )
         )
     queue = space.workflow(
@@ -237,6 +246,8 @@ def run(rounds: int, quick: bool, only: set[str] | None) -> tuple[list[Compariso
             for row in rows:
                 # Alternating which side goes first, so that neither always runs on a warmer machine.
                 sides = [(row.mprun, row.a), (row.baseline, row.b)]
+                if row.floor is not None:
+                    sides.append((row.floor, row.c))
                 for measure, into in sides if number % 2 == 0 else reversed(sides):
                     into.append(measure())
             print(f"round {number + 1} of {rounds} done", file=sys.stderr)
@@ -248,8 +259,9 @@ def table(rows: list[Comparison], rounds: int, seconds: float, command: str) -> 
         f"Measured on {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} CPUs, "
         f"{rounds} rounds, medians (`{command}`, {seconds:.0f} s).",
         "",
-        "| # | work | start method | mprun | hand-written | ratio | goal | met |",
-        "|---|---|---|---:|---:|---:|---:|---|",
+        "| # | work | start method | mprun | hand-written | ratio | goal | met"
+        " | hand-written importing yaml, structlog |",
+        "|---|---|---|---:|---:|---:|---:|---|---:|",
     ]
     for row in rows:
         a, b = row.median(row.a), row.median(row.b)
@@ -267,8 +279,13 @@ def table(rows: list[Comparison], rounds: int, seconds: float, command: str) -> 
             shown_a += f" ({lines_count / a:,.0f} lines/s)"
             shown_b += f" ({lines_count / b:,.0f} lines/s)"
         met = "-" if row.goal == "report" else ("yes" if row.met else "**no**")
+        floor = "-"
+        if row.c:
+            c = row.median(row.c)
+            floor = f"{c * 1000:,.0f} ms, ratio {c / b:.2f}"
         lines.append(
-            f"| {row.key} | {row.work} | {row.method} | {shown_a} | {shown_b} | {row.ratio:.2f} | {row.goal} | {met} |"
+            f"| {row.key} | {row.work} | {row.method} | {shown_a} | {shown_b} | {row.ratio:.2f} | {row.goal} | {met}"
+            f" | {floor} |"
         )
     return "\n".join(lines) + "\n"
 

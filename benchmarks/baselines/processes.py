@@ -1,4 +1,9 @@
-"""Hand-written: start N processes that do nothing, join them all."""
+"""Hand-written: start N processes that do nothing, join them all.
+
+    python processes.py METHOD N [--with-imports]
+
+With `--with-imports` it first imports what mprun is built on (pyyaml, structlog): the floor
+that mprun's own dependencies set, before any of its code runs."""
 
 from __future__ import annotations
 
@@ -9,6 +14,9 @@ import time
 from work import noop
 
 if __name__ == "__main__":
+    if "--with-imports" in sys.argv:
+        import structlog  # noqa: F401
+        import yaml  # noqa: F401
     multiprocessing.set_start_method(sys.argv[1])
     began = time.perf_counter()
     processes = [multiprocessing.Process(target=noop) for _ in range(int(sys.argv[2]))]
