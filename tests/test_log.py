@@ -26,7 +26,10 @@ LINES = [
 
 
 @pytest.mark.parametrize("console_format", ["console", "json"])
-def test_output_records_are_the_structlog_records(console_format: str) -> None:
+@pytest.mark.parametrize("copies", [1, 500])  # 500: a read written in many slices
+def test_output_records_are_the_structlog_records(console_format: str, copies: int) -> None:
+    lines = LINES * copies
+
     def write(how: str) -> tuple[list[dict[str, object]], str]:
         file, console = io.StringIO(), io.StringIO()
         log, output = configure(
@@ -34,10 +37,10 @@ def test_output_records_are_the_structlog_records(console_format: str) -> None:
         )
         for stream in ("stdout", "stderr"):
             if how == "structlog":
-                for line in LINES:
+                for line in lines:
                     log.info("process.output", process="p 1", pid=42, stream=stream, line=line)
             else:
-                output("p 1", 42, stream, LINES)
+                output("p 1", 42, stream, lines)
         records = [json.loads(line) for line in file.getvalue().splitlines()]
         for record in records:
             assert record.pop("timestamp").endswith("Z")
