@@ -34,6 +34,12 @@ def test_the_soak_script_runs_and_finds_nothing_wrong() -> None:
     assert "| fuzzed: documents from the schema | 10 | 0 |" in printed
 
 
+def test_the_fault_count_runs_at_a_tiny_size_and_prints_both_sides() -> None:
+    rows = [line.split(" | ") for line in quick("faults.py").splitlines() if line.startswith("| ")]
+    assert [row[0] for row in rows] == ["|", "| mprun", "| hand-written"]  # the header, then each side
+    assert all(len(row) == 5 for row in rows)
+
+
 def test_the_benchmarks_run_at_a_tiny_size_and_print_every_row() -> None:
     rows = [line.split(" | ")[0] for line in quick("run.py").splitlines() if line.startswith("| P")]
     assert rows == ["| P1"] + ["| P2"] * 3 + ["| P3"] * 3 + ["| P4", "| P5", "| P6"]
