@@ -16,6 +16,7 @@ import fcntl
 import logging
 import os
 import resource
+import select
 import signal
 import sys
 import threading
@@ -90,7 +91,9 @@ def guard() -> None:
         fcntl.fcntl(sentinel, fcntl.F_SETOWN, os.getpid())
         fcntl.fcntl(sentinel, _F_SETSIG, signal.SIGKILL)
         fcntl.fcntl(sentinel, fcntl.F_SETFL, fcntl.fcntl(sentinel, fcntl.F_GETFL) | os.O_ASYNC)
-    if not parent.is_alive():  # gone before the signals were armed
+    # Gone before the signals were armed? (`parent.is_alive()` would build a selector: every
+    # object a fork child touches costs it a copied page.)
+    if select.select([sentinel], [], [], 0)[0]:
         os._exit(1)
     if _F_SETSIG is not None:
         return

@@ -78,6 +78,11 @@ class Broken(_mp.Process):
     def __init__(self):
         raise RuntimeError("cannot build")
 
+class Unpicklable(_mp.Process):
+    def __init__(self):
+        super().__init__()
+        self.callback = lambda: None  # spawn and forkserver cannot send it to the child
+
 def pid_file(path):
     with open(path, "a") as out:
         out.write(f"{os.getpid()}\\n")
@@ -291,6 +296,22 @@ def test_user_code_that_fails_a_step_or_the_build_fails_the_run_not_mprun(
     assert log.exitcode == 1, log.stderr
     [end] = log.events("run.end")
     assert end["status"] == "failed" and any(fragment in failure for failure in end["failures"])
+
+
+def test_a_start_step_that_fails_part_way_still_reads_and_joins_what_it_started(project: Path) -> None:
+    body = (
+        "start_method: spawn\nprocesses:\n  first: {target: jobs:chatty}\n  bad: {class: jobs:Unpicklable}\n"
+        "  last: {target: jobs:chatty}\nsteps:\n  - start: [first, bad, last]\n  - join: first\n"
+    )
+    log = run_mprun(workflow(project, body), project / "run.jsonl")
+    assert log.exitcode == 1, log.stderr
+    [step] = log.events("step.end", step=1)
+    assert step["outcome"] == "failed" and "pickle" in step["detail"]
+    assert [r["process"] for r in log.events("process.start")] == ["first"]
+    stdout = [r["line"] for r in log.events("process.output", process="first", stream="stdout")]
+    assert sorted(stdout) == sorted(["buffered, never flushed", "straight to fd 1", "no newline at the end"])
+    events = [r["event"] for r in log.records if r.get("process") == "first"]
+    assert events[0] == "process.start" and log.exits()["first"]["exitcode"] == 0
 
 
 def test_an_unwritable_log_file_is_a_usage_error(project: Path) -> None:
