@@ -15,6 +15,7 @@ import faulthandler
 import fcntl
 import logging
 import os
+import pickle
 import resource
 import select
 import signal
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 _LIBC = ctypes.CDLL(None, use_errno=True)  # loaded once, in mprun: fork children have it
+_PRCTL = _LIBC.prctl if sys.platform.startswith("linux") else None  # looked up once, in mprun too
 _F_SETSIG: int | None = getattr(fcntl, "F_SETSIG", None)  # Linux: a descriptor's O_ASYNC signal
 RETURN_REPR_LIMIT = 2000  # characters of a return value's repr kept for the log
 INHERITED_SIGNALS = frozenset({signal.SIGTERM, signal.SIGALRM})  # mprun handles these; children must not
@@ -62,7 +64,8 @@ class _EventHandler(logging.Handler):
                 text = f"[{record.levelname}/{record.name}] {record.getMessage()}" + (f"\n{trace}" if trace else "")
                 os.write(2, text.encode(errors="replace") + b"\n")
                 return
-            self.events.send(Logged(record.name, record.levelname, record.getMessage(), record.created, trace))
+            event = Logged(record.name, record.levelname, record.getMessage(), record.created, trace)
+            self.events.send_bytes(_pickled(event))
         except Exception:  # noqa: BLE001 - as logging.Handler does: a record that cannot be sent is dropped
             self.handleError(record)
 
@@ -81,9 +84,9 @@ def guard() -> None:
     import multiprocessing
 
     parent = multiprocessing.parent_process()
-    if sys.platform.startswith("linux"):
+    if _PRCTL is not None:
         pr_set_pdeathsig = 1
-        _LIBC.prctl(pr_set_pdeathsig, signal.SIGKILL)
+        _PRCTL(pr_set_pdeathsig, signal.SIGKILL)
     sentinel = getattr(parent, "_sentinel", None)  # the public property raises when unset
     if parent is None or sentinel is None:
         return
@@ -203,7 +206,7 @@ class Trampoline:
         try:
             if self.events is not None and handler is not None:
                 with handler.lock:
-                    self.events.send(event)
+                    self.events.send_bytes(_pickled(event))
         except (OSError, ValueError):
             pass  # the parent is gone; the exit status still tells what happened
 
@@ -217,6 +220,12 @@ def resolve(reference: str) -> Any:
     for part in attribute.split("."):
         found = getattr(found, part)
     return found
+
+
+def _pickled(event: object) -> bytes:
+    # What `Connection.send` sends, without its ForkingPickler, which copies the copyreg table
+    # for every message: mprun's `recv` unpickles it the same, and events are plain records.
+    return pickle.dumps(event, pickle.HIGHEST_PROTOCOL)
 
 
 def _text(error: BaseException) -> str:
