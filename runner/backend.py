@@ -48,6 +48,7 @@ TRAPPED_AFTER = 0.5
 POLL = 0.2  # s between those looks while a join waits
 STACK_TIMEOUT = 0.8  # s to wait for a child's dump of its stacks (a stopped process never answers)
 _F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 0)  # Linux; elsewhere pipes hold 64 KiB
+START_BATCH = 32  # processes started before any of them is logged and read (see Backend.start)
 _FED_KINDS = frozenset({"queue", "joinable_queue"})  # the kinds with a feeder thread
 
 
@@ -289,12 +290,18 @@ class Backend:
         """Start these processes, each with fresh pipes for its output and events; then log and
         read each of them.
 
-        All the starts come first: under fork, each page mprun writes after a start is copied
-        (the child still shares it), so logging and registering between two starts would cost
-        their page faults once per process instead of once (`benchmarks/faults.py`: about 390
-        faults a process against 170). A child's output waits in its pipe meanwhile; nothing
-        is read before its `process.start` record is written.
+        The starts of up to START_BATCH processes come first: under fork, each page mprun
+        writes after a start is copied (the child still shares it), so logging and registering
+        between two starts would cost their page faults once per process instead of once a
+        batch (`benchmarks/faults.py`: about 390 faults a process against 200). A child's
+        output waits in its pipe meanwhile; nothing is read before its `process.start` record
+        is written. Batches, not all at once: the wait stays short, and so does the number of
+        descriptors of children that ended but are not read yet.
         """
+        for first in range(0, len(handles), START_BATCH):
+            self._start_batch(handles[first : first + START_BATCH])
+
+    def _start_batch(self, handles: list[Handle]) -> None:
         # Blocked across the starts and the bookkeeping after them (restoring the mask runs a
         # pending Ctrl-C's handler at once): the child restores the defaults (see child.py),
         # and a started process is always tracked, so that stopping the run stops it too.

@@ -95,8 +95,11 @@ def guard() -> None:
         fcntl.fcntl(sentinel, _F_SETSIG, signal.SIGKILL)
         fcntl.fcntl(sentinel, fcntl.F_SETFL, fcntl.fcntl(sentinel, fcntl.F_GETFL) | os.O_ASYNC)
     # Gone before the signals were armed? (`parent.is_alive()` would build a selector: every
-    # object a fork child touches costs it a copied page.)
-    if select.select([sentinel], [], [], 0)[0]:
+    # object a fork child touches costs it a copied page. Not select(): the descriptor may be
+    # numbered past its 1024.)
+    closed = select.poll()
+    closed.register(sentinel, select.POLLIN)
+    if closed.poll(0):
         os._exit(1)
     if _F_SETSIG is not None:
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import ROOT, alive, start_mprun, user_env, write
-from tests.test_run import Log, run_mprun
+from tests.test_run import METHODS, Log, run_mprun
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -312,6 +313,32 @@ def test_a_start_step_that_fails_part_way_still_reads_and_joins_what_it_started(
     assert sorted(stdout) == sorted(["buffered, never flushed", "straight to fd 1", "no newline at the end"])
     events = [r["event"] for r in log.records if r.get("process") == "first"]
     assert events[0] == "process.start" and log.exits()["first"]["exitcode"] == 0
+
+
+@pytest.mark.skipif(resource.getrlimit(resource.RLIMIT_NOFILE)[0] < 1500, reason="needs 1500 descriptors")
+@pytest.mark.parametrize("method", METHODS)
+def test_descriptors_numbered_past_1024_are_fine(project: Path, method: str) -> None:
+    # mprun inherits 1100 open descriptors, so that every pipe it makes is numbered past
+    # select()'s limit: nothing in mprun or its children may use select() on them.
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    path = workflow(project, f"start_method: {method}\nprocesses: {{p: {{target: jobs:chatty, replicas: 3}}}}\n")
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "runner", str(path), "--log-file", str(project / "run.jsonl")],
+            cwd=ROOT,
+            env=user_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            pass_fds=held,
+        )
+    finally:
+        for descriptor in held:
+            os.close(descriptor)
+    log = Log(project / "run.jsonl", result.returncode, result.stderr)
+    assert log.exitcode == 0, log.stderr[-3000:]
+    assert [r["exitcode"] for r in log.exits().values()] == [0, 0, 0]
+    assert len(log.events("process.output", stream="stdout")) == 9
 
 
 def test_an_unwritable_log_file_is_a_usage_error(project: Path) -> None:
