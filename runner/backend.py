@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, cast
 
-from runner.child import BLOCKED_AT_START, STACK_SIGNAL, Trampoline, guard, resolve
+from runner.child import BLOCKED_AT_START, STACK_SIGNAL, HeldSignals, Trampoline, guard, resolve
 from runner.collector import Collector, Report
 from runner.plan import Plan, PlannedProcess
 from runner.workflow import (
@@ -302,18 +302,26 @@ class Backend:
             self._start_batch(handles[first : first + START_BATCH])
 
     def _start_batch(self, handles: list[Handle]) -> None:
-        # Blocked across the starts and the bookkeeping after them (restoring the mask runs a
-        # pending Ctrl-C's handler at once): the child restores the defaults (see child.py),
-        # and a started process is always tracked, so that stopping the run stops it too.
+        # Ctrl-C, SIGTERM and the time limit wait until every process that started is logged
+        # and read, so that stopping the run stops it too. Blocked, so that a child does not
+        # get them before it restores its own handlers (see child.py), and held (HeldSignals).
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, BLOCKED_AT_START)
-        started: list[tuple[Handle, dict[str, Connection]]] = []
+        held = HeldSignals()
+        for number, handler in held.previous.items():
+            if handler is not None:  # None: not set from Python, left as it is
+                signal.signal(number, held)
+        reads: dict[int, dict[str, Connection]] = {}
         try:
             for handle in handles:
-                started.append((handle, self._launch(handle)))
+                self._launch(handle, reads)
+                if held.caught or BLOCKED_AT_START & signal.sigpending():  # no more starts
+                    break
         finally:
             try:
-                for handle, reads in started:
-                    handle.report = self.collector.add(handle.name, handle.process.pid, reads, handle.process.sentinel)
+                for handle in handles:
+                    if id(handle) not in reads:
+                        continue
+                    handle.started = handle.started or self.clock()
                     self.log.info(
                         "process.start",
                         process=handle.name,
@@ -322,28 +330,33 @@ class Backend:
                         replica=handle.planned.replica,
                         daemon=handle.process.daemon,
                     )
+                    pipes = reads[id(handle)]
+                    handle.report = self.collector.add(handle.name, handle.process.pid, pipes, handle.process.sentinel)
             finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+                for number, handler in held.previous.items():
+                    if handler is not None:
+                        signal.signal(number, handler)
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a pending one is handled here
+                for caught in dict.fromkeys(held.caught):
+                    signal.raise_signal(caught)
 
-    def _launch(self, handle: Handle) -> dict[str, Connection]:
-        """Start one process; the read ends of its pipes, by name."""
+    def _launch(self, handle: Handle, reads: dict[int, dict[str, Connection]]) -> None:
+        """Start one process. The read ends of its pipes go into `reads` first, and leave it only
+        if the process was not started: an interruption anywhere leaves them to be read."""
         pipes = {name: self.ctx.Pipe(duplex=False) for name in ("stdout", "stderr", "events", "stack")}
-        ours = tuple(read for read, _ in pipes.values())
-        theirs = tuple(write for _, write in pipes.values())
         handle.trampoline.attach(*(pipes[name][1] for name in ("events", "stdout", "stderr", "stack")))
+        reads[id(handle)] = {name: read for name, (read, _) in pipes.items()}
         try:
             handle.process.start()
-        except BaseException:
-            for connection in (*ours, *theirs):
-                connection.close()
-            raise
+            handle.started = self.clock()
         finally:
             handle.trampoline.detach()
-        handle.started = self.clock()
-        # The child has its copies; ours must go, or the pipes never reach end-of-file.
-        for connection in theirs:
-            connection.close()
-        return {name: read for name, (read, _) in pipes.items()}
+            # The child has its copies; ours must go, or the pipes never reach end-of-file.
+            for _, write in pipes.values():
+                write.close()
+            if handle.process.pid is None:  # not started: nothing will write to the pipes
+                for connection in reads.pop(id(handle)).values():
+                    connection.close()
 
     def _join_step(self, handles: list[Handle], timeout: float | None) -> tuple[str, str]:
         alive = self.join(handles, timeout)

@@ -38,6 +38,23 @@ INHERITED_SIGNALS = frozenset({signal.SIGTERM, signal.SIGALRM})  # mprun handles
 # Blocked in mprun across a start: a Ctrl-C there would land in fork's after-fork hooks (where
 # logging swallows it) or cut spawn's pickle in half; it is delivered right after instead.
 BLOCKED_AT_START = INHERITED_SIGNALS | {signal.SIGINT}
+
+
+class HeldSignals:
+    """mprun's handler of BLOCKED_AT_START while it starts processes: it notes each signal, to
+    be raised again once the starts are tracked. Blocking is not enough there: a signal that
+    reaches another thread of mprun (a queue's feeder) still runs its handler in the main
+    thread, wherever it is. Under fork a child inherits this handler, and puts back the one
+    mprun had before (`previous`)."""
+
+    def __init__(self) -> None:
+        self.previous = {number: signal.getsignal(number) for number in BLOCKED_AT_START}
+        self.caught: list[int] = []
+
+    def __call__(self, number: int, frame: object) -> None:
+        self.caught.append(number)
+
+
 # Asks a child for a faulthandler dump of its threads. A real-time signal where there are
 # some: user code that registers SIGUSR1 for its own dumps is common, and must not be taken over.
 STACK_SIGNAL: int = signal.SIGRTMIN + 1 if hasattr(signal, "SIGRTMIN") else signal.SIGUSR2
@@ -90,10 +107,14 @@ def guard() -> None:
     sentinel = getattr(parent, "_sentinel", None)  # the public property raises when unset
     if parent is None or sentinel is None:
         return
+    armed = _F_SETSIG is not None
     if _F_SETSIG is not None:
-        fcntl.fcntl(sentinel, fcntl.F_SETOWN, os.getpid())
-        fcntl.fcntl(sentinel, _F_SETSIG, signal.SIGKILL)
-        fcntl.fcntl(sentinel, fcntl.F_SETFL, fcntl.fcntl(sentinel, fcntl.F_GETFL) | os.O_ASYNC)
+        try:
+            fcntl.fcntl(sentinel, fcntl.F_SETOWN, os.getpid())
+            fcntl.fcntl(sentinel, _F_SETSIG, signal.SIGKILL)
+            fcntl.fcntl(sentinel, fcntl.F_SETFL, fcntl.fcntl(sentinel, fcntl.F_GETFL) | os.O_ASYNC)
+        except OSError:  # a sandbox or an emulated kernel without them: the thread below
+            armed = False
     # Gone before the signals were armed? (`parent.is_alive()` would build a selector: every
     # object a fork child touches costs it a copied page. Not select(): the descriptor may be
     # numbered past its 1024.)
@@ -101,12 +122,12 @@ def guard() -> None:
     closed.register(sentinel, select.POLLIN)
     if closed.poll(0):
         os._exit(1)
-    if _F_SETSIG is not None:
+    if armed:
         return
 
     from multiprocessing.connection import wait
 
-    def watch() -> None:  # elsewhere: a thread, which also shows in every stack dump
+    def watch() -> None:  # the fallback: a thread, which also shows in every stack dump
         wait([sentinel])
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -142,6 +163,9 @@ class Trampoline:
         # that the defaults are back, a pending SIGTERM ends the child with -15, as it should.
         for number in INHERITED_SIGNALS:
             signal.signal(number, signal.SIG_DFL)
+        held = signal.getsignal(signal.SIGINT)
+        if isinstance(held, HeldSignals):  # forked while mprun held its signals: Ctrl-C as before
+            signal.signal(signal.SIGINT, held.previous[signal.SIGINT] or signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, BLOCKED_AT_START)
         guard()
         self._capture()

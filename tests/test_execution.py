@@ -84,6 +84,10 @@ class Unpicklable(_mp.Process):
         super().__init__()
         self.callback = lambda: None  # spawn and forkserver cannot send it to the child
 
+def ctrl_c_handler():
+    import signal
+    print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+
 def pid_file(path):
     with open(path, "a") as out:
         out.write(f"{os.getpid()}\\n")
@@ -313,6 +317,15 @@ def test_a_start_step_that_fails_part_way_still_reads_and_joins_what_it_started(
     assert sorted(stdout) == sorted(["buffered, never flushed", "straight to fd 1", "no newline at the end"])
     events = [r["event"] for r in log.records if r.get("process") == "first"]
     assert events[0] == "process.start" and log.exits()["first"]["exitcode"] == 0
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_child_gets_ctrl_c_as_python_does(project: Path, method: str) -> None:
+    # mprun holds Ctrl-C while it starts processes; a fork child must not keep that handler.
+    body = f"start_method: {method}\nprocesses: {{p: {{target: jobs:ctrl_c_handler, replicas: 3}}}}\n"
+    log = run_mprun(workflow(project, body), project / "run.jsonl")
+    assert log.exitcode == 0, log.stderr
+    assert [log.lines(f"p-{n}") for n in range(3)] == [["True"]] * 3
 
 
 @pytest.mark.skipif(resource.getrlimit(resource.RLIMIT_NOFILE)[0] < 1500, reason="needs 1500 descriptors")

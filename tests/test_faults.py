@@ -4,6 +4,7 @@ and judges by pids and by the JSON log."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -108,6 +109,7 @@ def test_no_process_survives_mprun_killed_by_sigkill(project: Path, method: str,
     args = f"['{pids}', false, {str(become_nobody).lower()}]"
     body = f"dicts: {{d: {{}}}}\nprocesses: {{p: {{target: jobs:pid_file, args: {args}, replicas: 3}}}}\n"
     mprun = start_mprun(str(workflow(project, method, body)), "--log-file", str(project / "run.jsonl"))
+    everyone: list[int] = []
     try:
         assert wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 3, 30)
         everyone = descendants(mprun.pid)
@@ -118,7 +120,49 @@ def test_no_process_survives_mprun_killed_by_sigkill(project: Path, method: str,
     finally:
         mprun.kill()
         mprun.wait()
+        for pid in [*everyone, *(int(n) for n in (pids.read_text().split() if pids.exists() else []))]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # survivors, if the test failed
     whole_lines(project / "run.jsonl")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_ctrl_c_during_a_start_step_stops_every_process_it_started(project: Path, method: str) -> None:
+    # The put starts the queue's feeder thread, where Ctrl-C is not blocked: it can interrupt
+    # the start step anywhere, not only between two starts.
+    pids, log_file = project / "pids", project / "run.jsonl"
+    body = (
+        f"queues: {{q: {{}}}}\nprocesses: {{p: {{target: jobs:pid_file, args: ['{pids}'], replicas: 64}}}}\n"
+        "steps:\n  - put: {queue: q, items: [1]}\n  - start: p\n  - join: p\n"
+    )
+    mprun = start_mprun(str(workflow(project, method, body)), "--log-file", str(log_file), "--grace", "1")
+    running: list[int] = []
+    try:
+        assert wait_for(lambda: pids.exists() and pids.read_text().strip() != "", 30)
+        mprun.send_signal(signal.SIGINT)  # the first batch of starts is under way
+        assert mprun.wait(timeout=30) == 130
+        running = [int(pid) for pid in pids.read_text().split()]
+        assert wait_for(lambda: not any(alive(pid) for pid in running), 2), "a process outlived mprun by 2 s"
+    finally:
+        mprun.kill()
+        mprun.wait()
+        for pid in [*running, *(int(n) for n in (pids.read_text().split() if pids.exists() else []))]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    log = Log(log_file, 130, "")
+    started = {r["pid"] for r in log.events("process.start")}
+    assert set(running) <= started  # each one that ran was logged ...
+    assert {r["pid"] for r in log.events("process.exit")} == started  # ... stopped and reaped
+
+
+def test_nothing_of_a_process_is_logged_before_its_start(project: Path) -> None:
+    body = "processes: {p: {target: jobs:flood, args: [1], replicas: 32}}\n"
+    log = run_mprun(workflow(project, "fork", body), project / "run.jsonl")
+    assert log.exitcode == 0, log.stderr
+    first = {}
+    for record in log.records:
+        first.setdefault(record.get("process"), record["event"])
+    assert [first[f"p-{n}"] for n in range(32)] == ["process.start"] * 32
 
 
 @pytest.mark.parametrize("method", METHODS)
