@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +37,18 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def pids_in(path: Path) -> list[int]:
+    """The process ids written one a line to `path` (none if it is not there)."""
+    return [int(word) for word in path.read_text().split()] if path.exists() else []
+
+
+def kill_all(pids: Iterable[int]) -> None:
+    """SIGKILL each of these processes still there: what a failed test left behind."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def children(pid: int) -> list[int]:

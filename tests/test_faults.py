@@ -4,7 +4,6 @@ and judges by pids and by the JSON log."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import alive, descendants, start_mprun, wait_for, whole_lines, write
+from tests.support import alive, descendants, kill_all, pids_in, start_mprun, wait_for, whole_lines, write
 from tests.test_run import METHODS, Log, run_mprun
 
 pytestmark = pytest.mark.timeout(120)
@@ -120,9 +119,7 @@ def test_no_process_survives_mprun_killed_by_sigkill(project: Path, method: str,
     finally:
         mprun.kill()
         mprun.wait()
-        for pid in [*everyone, *(int(n) for n in (pids.read_text().split() if pids.exists() else []))]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)  # survivors, if the test failed
+        kill_all([*everyone, *pids_in(pids)])
     whole_lines(project / "run.jsonl")
 
 
@@ -141,14 +138,12 @@ def test_a_ctrl_c_during_a_start_step_stops_every_process_it_started(project: Pa
         assert wait_for(lambda: pids.exists() and pids.read_text().strip() != "", 30)
         mprun.send_signal(signal.SIGINT)  # the first batch of starts is under way
         assert mprun.wait(timeout=30) == 130
-        running = [int(pid) for pid in pids.read_text().split()]
+        running = pids_in(pids)
         assert wait_for(lambda: not any(alive(pid) for pid in running), 2), "a process outlived mprun by 2 s"
     finally:
         mprun.kill()
         mprun.wait()
-        for pid in [*running, *(int(n) for n in (pids.read_text().split() if pids.exists() else []))]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        kill_all([*running, *pids_in(pids)])
     log = Log(log_file, 130, "")
     started = {r["pid"] for r in log.events("process.start")}
     assert set(running) <= started  # each one that ran was logged ...
