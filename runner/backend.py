@@ -93,6 +93,7 @@ class Backend:
         self.handles: dict[str, list[Handle]] = {}
         self.manager: Any = None
         self.collector = Collector(log, output)
+        self.signals = HeldSignals()  # anew in execute, over the handlers of the run
 
     # -- building ---------------------------------------------------------------------------
 
@@ -214,6 +215,14 @@ class Backend:
 
     def execute(self) -> list[str]:
         """Take every step; returns the failures (timeouts, steps that could not be taken)."""
+        self.signals = HeldSignals()
+        self.signals.install()
+        try:
+            return self._execute()
+        finally:
+            self.signals.uninstall()
+
+    def _execute(self) -> list[str]:
         failures = []
         for index, step in enumerate(self.plan.steps):
             subject = _subject(step)
@@ -298,24 +307,26 @@ class Backend:
         is written. Batches, not all at once: the wait stays short, and so does the number of
         descriptors of children that ended but are not read yet.
         """
-        for first in range(0, len(handles), START_BATCH):
-            self._start_batch(handles[first : first + START_BATCH])
+        first = 0
+        while first < len(handles):
+            first += self._start_batch(handles[first : first + START_BATCH])
 
-    def _start_batch(self, handles: list[Handle]) -> None:
+    def _start_batch(self, handles: list[Handle]) -> int:
+        """Start these processes, or the first of them until a signal comes; how many it tried."""
         # Ctrl-C, SIGTERM and the time limit wait until every process that started is logged
-        # and read, so that stopping the run stops it too. Blocked, so that a child does not
-        # get them before it restores its own handlers (see child.py), and held (HeldSignals).
+        # and read, so that stopping the run stops it too: held (see HeldSignals), and
+        # blocked, so that a child does not get them before it restores its own handlers
+        # (see child.py).
+        self.signals.holding = True
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, BLOCKED_AT_START)
-        held = HeldSignals()
-        for number, handler in held.previous.items():
-            if handler is not None:  # None: not set from Python, left as it is
-                signal.signal(number, held)
         reads: dict[int, dict[str, Connection]] = {}
+        tried = 0
         try:
             for handle in handles:
+                tried += 1
                 self._launch(handle, reads)
-                if held.caught or BLOCKED_AT_START & signal.sigpending():  # no more starts
-                    break
+                if self.signals.caught or self.signals.wrapped & signal.sigpending():
+                    break  # the rest, if it does not stop the run, in the next batch
         finally:
             try:
                 for handle in handles:
@@ -333,12 +344,9 @@ class Backend:
                     pipes = reads[id(handle)]
                     handle.report = self.collector.add(handle.name, handle.process.pid, pipes, handle.process.sentinel)
             finally:
-                for number, handler in held.previous.items():
-                    if handler is not None:
-                        signal.signal(number, handler)
-                signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a pending one is handled here
-                for caught in dict.fromkeys(held.caught):
-                    signal.raise_signal(caught)
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a pending one is caught too
+                self.signals.release()
+        return tried
 
     def _launch(self, handle: Handle, reads: dict[int, dict[str, Connection]]) -> None:
         """Start one process. The read ends of its pipes go into `reads` first, and leave it only

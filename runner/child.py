@@ -41,18 +41,42 @@ BLOCKED_AT_START = INHERITED_SIGNALS | {signal.SIGINT}
 
 
 class HeldSignals:
-    """mprun's handler of BLOCKED_AT_START while it starts processes: it notes each signal, to
-    be raised again once the starts are tracked. Blocking is not enough there: a signal that
-    reaches another thread of mprun (a queue's feeder) still runs its handler in the main
-    thread, wherever it is. Under fork a child inherits this handler, and puts back the one
-    mprun had before (`previous`)."""
+    """Stands in for mprun's own handlers of BLOCKED_AT_START while it takes the steps, and
+    passes each signal on to the handler it replaced, except while `holding` (mprun is
+    starting processes): then it notes it, for `release` to pass on once the started ones are
+    tracked. Blocking them is not enough there: a signal that reaches another thread of mprun
+    (a queue's feeder) still runs its handler in the main thread, wherever that is. Ignored and
+    default dispositions are left as they are. Under fork a child inherits this handler and
+    puts back the one mprun had (`previous`)."""
 
     def __init__(self) -> None:
-        self.previous = {number: signal.getsignal(number) for number in BLOCKED_AT_START}
+        self.previous: dict[int, Any] = {number: signal.getsignal(number) for number in BLOCKED_AT_START}
+        self.wrapped = frozenset(number for number, handler in self.previous.items() if callable(handler))
+        self.holding = False
         self.caught: list[int] = []
 
-    def __call__(self, number: int, frame: object) -> None:
-        self.caught.append(number)
+    def __call__(self, number: int, frame: Any) -> None:
+        if self.holding:
+            self.caught.append(number)
+            return
+        handler = self.previous[number]
+        if callable(handler):
+            handler(number, frame)
+
+    def install(self) -> None:
+        for number in self.wrapped:
+            signal.signal(number, self)
+
+    def uninstall(self) -> None:
+        for number in self.wrapped:
+            signal.signal(number, self.previous[number])
+
+    def release(self) -> None:
+        """Stop holding, and pass on what came meanwhile (its handler may raise)."""
+        self.holding = False
+        caught, self.caught = self.caught, []
+        for number in dict.fromkeys(caught):
+            self(number, None)
 
 
 # Asks a child for a faulthandler dump of its threads. A real-time signal where there are
@@ -164,7 +188,7 @@ class Trampoline:
         for number in INHERITED_SIGNALS:
             signal.signal(number, signal.SIG_DFL)
         held = signal.getsignal(signal.SIGINT)
-        if isinstance(held, HeldSignals):  # forked while mprun held its signals: Ctrl-C as before
+        if isinstance(held, HeldSignals):  # forked from mprun's steps: Ctrl-C as mprun had it
             signal.signal(signal.SIGINT, held.previous[signal.SIGINT] or signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, BLOCKED_AT_START)
         guard()

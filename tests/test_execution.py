@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shlex
 import signal
 import subprocess
 import sys
@@ -86,7 +87,12 @@ class Unpicklable(_mp.Process):
 
 def ctrl_c_handler():
     import signal
-    print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    handler = signal.getsignal(signal.SIGINT)
+    print({signal.default_int_handler: "python", signal.SIG_IGN: "ignored"}.get(handler, repr(handler)))
+
+def ctrl_c_to_parent():
+    import signal
+    os.kill(os.getppid(), signal.SIGINT)
 
 def pid_file(path):
     with open(path, "a") as out:
@@ -319,13 +325,38 @@ def test_a_start_step_that_fails_part_way_still_reads_and_joins_what_it_started(
     assert events[0] == "process.start" and log.exits()["first"]["exitcode"] == 0
 
 
+def run_ignoring_ctrl_c(path: Path, log_file: Path) -> Log:
+    """As `mprun &` from a script: Ctrl-C ignored from the start."""
+    command = shlex.join([sys.executable, "-m", "runner", str(path), "--log-file", str(log_file)])
+    result = subprocess.run(
+        ["bash", "-c", f"trap '' INT; exec {command}"],
+        cwd=ROOT,
+        env=user_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return Log(log_file, result.returncode, result.stderr)
+
+
 @pytest.mark.parametrize("method", METHODS)
-def test_a_child_gets_ctrl_c_as_python_does(project: Path, method: str) -> None:
-    # mprun holds Ctrl-C while it starts processes; a fork child must not keep that handler.
+@pytest.mark.parametrize("ignored", [False, True])
+def test_a_child_gets_ctrl_c_as_mprun_got_it(project: Path, method: str, ignored: bool) -> None:
+    # mprun holds Ctrl-C while it starts processes; a child must not keep that handler.
     body = f"start_method: {method}\nprocesses: {{p: {{target: jobs:ctrl_c_handler, replicas: 3}}}}\n"
-    log = run_mprun(workflow(project, body), project / "run.jsonl")
+    path, log_file = workflow(project, body), project / "run.jsonl"
+    log = run_ignoring_ctrl_c(path, log_file) if ignored else run_mprun(path, log_file)
     assert log.exitcode == 0, log.stderr
-    assert [log.lines(f"p-{n}") for n in range(3)] == [["True"]] * 3
+    expected = "ignored" if ignored else "python"
+    assert [log.lines(f"p-{n}") for n in range(3)] == [[expected]] * 3
+
+
+def test_an_ignored_ctrl_c_during_a_start_step_starts_every_process(project: Path) -> None:
+    body = "start_method: fork\nprocesses: {p: {target: jobs:ctrl_c_to_parent, replicas: 40}}\n"
+    log = run_ignoring_ctrl_c(workflow(project, body), project / "run.jsonl")
+    assert log.exitcode == 0, log.stderr
+    assert len(log.events("process.start")) == 40
+    assert [r["exitcode"] for r in log.exits().values()] == [0] * 40
 
 
 @pytest.mark.skipif(resource.getrlimit(resource.RLIMIT_NOFILE)[0] < 1500, reason="needs 1500 descriptors")
