@@ -30,8 +30,8 @@ TYPE_CHECKING = False  # as typing's, without importing typing into every child
 if TYPE_CHECKING:
     from typing import Any
 
-_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded once, in mprun: fork children have it
-_PRCTL = _LIBC.prctl if sys.platform.startswith("linux") else None  # looked up once, in mprun too
+# Looked up once, in mprun: fork children have it.
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 _F_SETSIG: int | None = getattr(fcntl, "F_SETSIG", None)  # Linux: a descriptor's O_ASYNC signal
 RETURN_REPR_LIMIT = 2000  # characters of a return value's repr kept for the log
 INHERITED_SIGNALS = frozenset({signal.SIGTERM, signal.SIGALRM})  # mprun handles these; children must not
@@ -131,14 +131,15 @@ def guard() -> None:
     sentinel = getattr(parent, "_sentinel", None)  # the public property raises when unset
     if parent is None or sentinel is None:
         return
-    armed = _F_SETSIG is not None
+    armed = False
     if _F_SETSIG is not None:
         try:
             fcntl.fcntl(sentinel, fcntl.F_SETOWN, os.getpid())
             fcntl.fcntl(sentinel, _F_SETSIG, signal.SIGKILL)
             fcntl.fcntl(sentinel, fcntl.F_SETFL, fcntl.fcntl(sentinel, fcntl.F_GETFL) | os.O_ASYNC)
+            armed = True
         except OSError:  # a sandbox or an emulated kernel without them: the thread below
-            armed = False
+            pass
     # Gone before the signals were armed? (`parent.is_alive()` would build a selector: every
     # object a fork child touches costs it a copied page. Not select(): the descriptor may be
     # numbered past its 1024.)

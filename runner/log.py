@@ -149,6 +149,8 @@ class Output:
         self.bound = json.dumps({"run_id": run_id, "workflow": workflow})[:-1]
 
     def __call__(self, process: str, pid: int, stream: str, lines: list[str]) -> None:
+        if not lines:
+            return
         stamp = datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
         head = f'{self.bound}, "process": {json.dumps(process)}, "pid": {pid}, "stream": "{stream}", "line": '
         tail = f', "event": "process.output", "level": "info", "timestamp": "{stamp}"}}\n'
@@ -157,8 +159,6 @@ class Output:
         # Written in slices of about SLICE_CHARS: a read of 64 KiB of short lines makes megabytes
         # of records, and strings that large are pages fresh from the kernel each time (tens
         # of thousands of page faults in a run of P5, half the collector's time).
-        if not lines:
-            return
         sample = lines[:64]
         step = max(1, int(SLICE_CHARS / (sum(map(len, sample)) / len(sample) + len(glue))))
         console = self.console
