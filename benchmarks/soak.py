@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support import alive, descendants, start_mprun, user_env, wait_for, whole_lines  # noqa: E402
+from tests.support import alive, descendants, pids_in, start_mprun, user_env, wait_for, whole_lines  # noqa: E402
 from tests.test_faults import JOBS  # noqa: E402
 
 METHODS = ("fork", "spawn", "forkserver")
@@ -65,7 +65,7 @@ def killed(folder: Path, method: str, row: Row) -> None:
     body = f"dicts: {{d: {{}}}}\nprocesses: {{p: {{target: jobs:pid_file, args: ['{pids}'], replicas: 3}}}}\n"
     mprun = start_mprun(str(_workflow(folder, method, body)), "--log-file", str(folder / "run.jsonl"), console=False)
     try:
-        if not wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 3, 30):
+        if not wait_for(lambda: len(pids_in(pids)) == 3, 30):
             row.count(False, "workers did not start")
             return
         everyone = descendants(mprun.pid)
@@ -95,10 +95,10 @@ def interrupted(folder: Path, method: str, row: Row, signum: int) -> None:
         str(_workflow(folder, method, body)), "--log-file", str(log_file), "--grace", "1", console=False
     )
     try:
-        if not wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 3, 30):
+        if not wait_for(lambda: len(pids_in(pids)) == 3, 30):
             row.count(False, "workers did not start")
             return
-        started = [int(pid) for pid in pids.read_text().split()]
+        started = pids_in(pids)
         mprun.send_signal(signum)
         stopped = wait_for(lambda: not any(alive(pid) for pid in started), grace + 1)
         status = mprun.wait(timeout=10)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import resource
-import shlex
 import signal
 import subprocess
 import sys
@@ -325,27 +324,13 @@ def test_a_start_step_that_fails_part_way_still_reads_and_joins_what_it_started(
     assert events[0] == "process.start" and log.exits()["first"]["exitcode"] == 0
 
 
-def run_ignoring_ctrl_c(path: Path, log_file: Path) -> Log:
-    """As `mprun &` from a script: Ctrl-C ignored from the start."""
-    command = shlex.join([sys.executable, "-m", "runner", str(path), "--log-file", str(log_file)])
-    result = subprocess.run(
-        ["bash", "-c", f"trap '' INT; exec {command}"],
-        cwd=ROOT,
-        env=user_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return Log(log_file, result.returncode, result.stderr)
-
-
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("ignored", [False, True])
 def test_a_child_gets_ctrl_c_as_mprun_got_it(project: Path, method: str, ignored: bool) -> None:
     # mprun holds Ctrl-C while it starts processes; a child must not keep that handler.
     body = f"start_method: {method}\nprocesses: {{p: {{target: jobs:ctrl_c_handler, replicas: 3}}}}\n"
     path, log_file = workflow(project, body), project / "run.jsonl"
-    log = run_ignoring_ctrl_c(path, log_file) if ignored else run_mprun(path, log_file)
+    log = run_mprun(path, log_file, ignore_ctrl_c=ignored)
     assert log.exitcode == 0, log.stderr
     expected = "ignored" if ignored else "python"
     assert [log.lines(f"p-{n}") for n in range(3)] == [[expected]] * 3
@@ -353,7 +338,7 @@ def test_a_child_gets_ctrl_c_as_mprun_got_it(project: Path, method: str, ignored
 
 def test_an_ignored_ctrl_c_during_a_start_step_starts_every_process(project: Path) -> None:
     body = "start_method: fork\nprocesses: {p: {target: jobs:ctrl_c_to_parent, replicas: 40}}\n"
-    log = run_ignoring_ctrl_c(workflow(project, body), project / "run.jsonl")
+    log = run_mprun(workflow(project, body), project / "run.jsonl", ignore_ctrl_c=True)
     assert log.exitcode == 0, log.stderr
     assert len(log.events("process.start")) == 40
     assert [r["exitcode"] for r in log.exits().values()] == [0] * 40
@@ -367,19 +352,10 @@ def test_descriptors_numbered_past_1024_are_fine(project: Path, method: str) -> 
     held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
     path = workflow(project, f"start_method: {method}\nprocesses: {{p: {{target: jobs:chatty, replicas: 3}}}}\n")
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "runner", str(path), "--log-file", str(project / "run.jsonl")],
-            cwd=ROOT,
-            env=user_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            pass_fds=held,
-        )
+        log = run_mprun(path, project / "run.jsonl", timeout=60, pass_fds=held)
     finally:
         for descriptor in held:
             os.close(descriptor)
-    log = Log(project / "run.jsonl", result.returncode, result.stderr)
     assert log.exitcode == 0, log.stderr[-3000:]
     assert [r["exitcode"] for r in log.exits().values()] == [0, 0, 0]
     assert len(log.events("process.output", stream="stdout")) == 9

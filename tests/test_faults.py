@@ -110,7 +110,7 @@ def test_no_process_survives_mprun_killed_by_sigkill(project: Path, method: str,
     mprun = start_mprun(str(workflow(project, method, body)), "--log-file", str(project / "run.jsonl"))
     everyone: list[int] = []
     try:
-        assert wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 3, 30)
+        assert wait_for(lambda: len(pids_in(pids)) == 3, 30)
         everyone = descendants(mprun.pid)
         assert len(everyone) >= 4  # three workers and the manager (and the fork server)
         mprun.kill()
@@ -135,7 +135,7 @@ def test_a_ctrl_c_during_a_start_step_stops_every_process_it_started(project: Pa
     mprun = start_mprun(str(workflow(project, method, body)), "--log-file", str(log_file), "--grace", "1")
     running: list[int] = []
     try:
-        assert wait_for(lambda: pids.exists() and pids.read_text().strip() != "", 30)
+        assert wait_for(lambda: bool(pids_in(pids)), 30)
         mprun.send_signal(signal.SIGINT)  # the first batch of starts is under way
         assert mprun.wait(timeout=30) == 130
         running = pids_in(pids)
@@ -173,8 +173,8 @@ def test_interrupted_mprun_stops_every_child_within_the_grace_and_completes_the_
     path = workflow(project, method, body)
     mprun = start_mprun(str(path), "--log-file", str(project / "run.jsonl"), "--grace", str(grace))
     try:
-        assert wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 3, 30)
-        started = [int(pid) for pid in pids.read_text().split()]
+        assert wait_for(lambda: len(pids_in(pids)) == 3, 30)
+        started = pids_in(pids)
         mprun.send_signal(signum)
         sent = time.monotonic()
         assert wait_for(lambda: not any(alive(pid) for pid in started), grace + 1)

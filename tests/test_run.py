@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import shlex
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +40,26 @@ class Log:
         return [record["line"] for record in self.events("process.output", process=process)]
 
 
-def run_mprun(workflow: Path, log_file: Path, *args: str, timeout: float = 90) -> Log:
-    env = user_env()
+def run_mprun(
+    workflow: Path,
+    log_file: Path,
+    *args: str,
+    timeout: float = 90,
+    ignore_ctrl_c: bool = False,
+    pass_fds: Collection[int] = (),
+) -> Log:
+    """Run `mprun WORKFLOW`; with `ignore_ctrl_c`, as `mprun &` from a script would be."""
+    command = [sys.executable, "-m", "runner", *args, str(workflow), "--log-file", str(log_file)]
+    if ignore_ctrl_c:
+        command = ["bash", "-c", f"trap '' INT; exec {shlex.join(command)}"]
     result = subprocess.run(
-        [sys.executable, "-m", "runner", *args, str(workflow), "--log-file", str(log_file)],
+        command,
         cwd=ROOT,
-        env=env,
+        env=user_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
+        pass_fds=pass_fds,
     )
     return Log(log_file, result.returncode, result.stderr)
 
