@@ -2,7 +2,7 @@
 alternation for several rounds and reports the medians and their ratio.
 
     python benchmarks/run.py                   # every comparison, 7 rounds (about 3 minutes)
-    python benchmarks/run.py --write-readme    # and put the table into README.md
+    python benchmarks/run.py --write-readme    # and put the table into benchmarks/README.md
     python benchmarks/run.py --quick           # tiny sizes, one round (the test suite's smoke run)
 
 Needs the test extra (check-jsonschema): `pip install -e '.[test]'`.
@@ -32,7 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BASELINES = HERE / "baselines"
-README = ROOT / "README.md"
+README = HERE / "README.md"  # where the table lives, between MARKERS
 MARKERS = ("<!-- benchmarks:start -->\n", "<!-- benchmarks:end -->")
 
 
@@ -295,7 +295,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one round")
     parser.add_argument("--only", nargs="*", metavar="P", help="only these comparisons (P1 ... P6)")
-    parser.add_argument("--write-readme", action="store_true", help="put the table into README.md")
+    parser.add_argument("--write-readme", action="store_true", help="put the table into benchmarks/README.md")
     options = parser.parse_args()
     rounds = 1 if options.quick else options.rounds
     rows, seconds = run(rounds, options.quick, set(options.only or ()))

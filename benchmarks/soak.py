@@ -2,7 +2,7 @@
 tens of thousands of documents. Prints what it counted, as a Markdown table; exits 1 if any
 process survived, any line was lost or any input got a traceback.
 
-    python benchmarks/soak.py                  # the figures in the README (about 5 minutes)
+    python benchmarks/soak.py                  # the figures in benchmarks/README.md (about 3 minutes)
     python benchmarks/soak.py --quick          # a few of each, as the test suite runs it
 
 Needs the test extra (hypothesis): `pip install -e '.[test]'`.

@@ -3,6 +3,7 @@ as timings here."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
@@ -43,3 +44,15 @@ def test_the_fault_count_runs_at_a_tiny_size_and_prints_both_sides() -> None:
 def test_the_benchmarks_run_at_a_tiny_size_and_print_every_row() -> None:
     rows = [line.split(" | ")[0] for line in quick("run.py").splitlines() if line.startswith("| P")]
     assert rows == ["| P1"] + ["| P2"] * 3 + ["| P3"] * 3 + ["| P4", "| P5", "| P6"]
+
+
+def test_the_benchmark_table_has_its_place_in_the_benchmarks_readme(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = importlib.util.spec_from_file_location("benchmark_run", ROOT / "benchmarks" / "run.py")
+    assert spec is not None and spec.loader is not None
+    run = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "benchmark_run", run)  # its dataclasses look themselves up there
+    spec.loader.exec_module(run)
+    assert run.README == ROOT / "benchmarks" / "README.md"
+    text = run.README.read_text(encoding="utf-8")
+    start, end = run.MARKERS
+    assert text.count(start) == 1 and text.count(end) == 1 and text.index(start) < text.index(end)

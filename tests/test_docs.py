@@ -1,8 +1,10 @@
-"""The README tells the truth: its reference is the schema's, and CI runs its test command."""
+"""The docs tell the truth: the reference is the schema's, CI runs the README's test command, and
+every relative link leads somewhere."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import yaml
 
@@ -10,11 +12,37 @@ from runner.reference import markdown
 from tests.support import ROOT, WORKFLOWS
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "benchmarks" / "README.md"]
 
 
-def test_the_reference_in_the_readme_is_written_from_the_schema() -> None:
-    section = README.split("<!-- reference:start -->\n", 1)[1].split("<!-- reference:end -->", 1)[0]
+def test_the_reference_in_the_docs_is_written_from_the_schema() -> None:
+    text = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
+    section = text.split("<!-- reference:start -->\n", 1)[1].split("<!-- reference:end -->", 1)[0]
     assert section == markdown(), "run: mprun schema --format markdown, and paste it between the markers"
+
+
+def _anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces to -."""
+    headings = re.findall(r"^#+ (.+)$", _prose(page.read_text(encoding="utf-8")), re.M)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+def _prose(text: str) -> str:
+    """The text without its fenced code blocks, where brackets and # are code, not Markdown."""
+    return re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+
+
+def test_every_relative_link_in_the_docs_leads_to_a_file_and_heading_that_exist() -> None:
+    broken = []
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)\s]+)\)", _prose(page.read_text(encoding="utf-8"))):
+            if re.match(r"[a-z]+:", target):
+                continue  # https:, mailto:
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            if not linked.exists() or (anchor and linked.suffix == ".md" and anchor not in _anchors(linked)):
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert not broken, broken
 
 
 def _commands() -> list[str]:
