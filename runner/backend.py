@@ -23,7 +23,19 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, cast
 
-from runner.child import BLOCKED_AT_START, STACK_SIGNAL, HeldSignals, Trampoline, guard, resolve
+from runner import child
+from runner.backends.multiprocessing import trees
+from runner.backends.multiprocessing.cgroups import Cgroups, start_guard, stop_guard
+from runner.child import (
+    BLOCKED_AT_START,
+    FLUSH_SIGNAL,
+    STACK_SIGNAL,
+    HeldSignals,
+    Trampoline,
+    guard,
+    resolve,
+    unbuffered,
+)
 from runner.collector import Collector, Report
 from runner.plan import Plan, PlannedProcess
 from runner.workflow import (
@@ -47,6 +59,7 @@ from runner.workflow import (
 TRAPPED_AFTER = 0.5
 POLL = 0.2  # s between those looks while a join waits
 STACK_TIMEOUT = 0.8  # s to wait for a child's dump of its stacks (a stopped process never answers)
+FLUSH_WAIT = 0.1  # s to wait for a child to answer a flush: one busy in C code gets SIGTERM after
 _F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 0)  # Linux; elsewhere pipes hold 64 KiB
 START_BATCH = 32  # processes started before any of them is logged and read (see Backend.start)
 _FED_KINDS = frozenset({"queue", "joinable_queue"})  # the kinds with a feeder thread
@@ -65,6 +78,8 @@ class Handle:
     overdue: bool = False  # a join's timeout passed: stopped at the end, not waited for without end
     stuck: str | None = None  # why it cannot exit, once found out
     report: Report = field(default_factory=Report)
+    exit_descriptor: int | None = None  # readable once it has exited (see exit_descriptor)
+    owns_descriptor: bool = False  # a pidfd of ours, closed at the end (else multiprocessing's sentinel)
 
     @property
     def name(self) -> str:
@@ -92,13 +107,22 @@ class Backend:
         self.objects: dict[str, Any] = {}
         self.handles: dict[str, list[Handle]] = {}
         self.manager: Any = None
+        # Before the collector's thread starts: the guard is forked from mprun.
+        self.cgroups = Cgroups.create()
+        self.guard: tuple[int, int] | None = None
+        if self.cgroups is not None:
+            self.guard = start_guard(self.cgroups.root)
+            child.cgroup_guard = self.guard[1]
         self.collector = Collector(log, output)
         self.signals = HeldSignals()  # anew in execute, over the handlers of the run
+        self.subreaper = False
 
     # -- building ---------------------------------------------------------------------------
 
     def build(self) -> None:
         """Create the shared objects, then every process object, in file order."""
+        # Orphans below mprun come back to it, to be found and stopped at the end (trees.py).
+        self.subreaper = trees.become_subreaper()
         method = self.ctx.get_start_method()
         if method in ("spawn", "forkserver"):
             # Started now, not inside the first (signal-blocked) start: the resource tracker
@@ -120,8 +144,10 @@ class Backend:
             except Exception as error:
                 raise BuildFailed(f"making {shared.name} raised {type(error).__name__}: {error}") from error
         mp_log = self.plan.workflow.multiprocessing_log
+        as_mprun = unbuffered()
         for planned in self.plan.processes:
-            trampoline = Trampoline(None if planned.is_class else planned.target, mp_log)
+            trampoline = Trampoline(None if planned.is_class else planned.target, mp_log, as_mprun)
+            trampoline.cgroup = self.cgroups.make() if self.cgroups is not None else None
             args = self._bind(planned.args)
             kwargs = self._bind(dict(planned.kwargs))
             if planned.is_class:
@@ -342,7 +368,8 @@ class Backend:
                         daemon=handle.process.daemon,
                     )
                     pipes = reads[id(handle)]
-                    handle.report = self.collector.add(handle.name, handle.process.pid, pipes, handle.process.sentinel)
+                    handle.exit_descriptor, handle.owns_descriptor = exit_descriptor(handle.process)
+                    handle.report = self.collector.add(handle.name, handle.process.pid, pipes, handle.exit_descriptor)
             finally:
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a pending one is caught too
                 self.signals.release()
@@ -385,23 +412,24 @@ class Backend:
             return "stuck", "; ".join(f"{h.name} {h.stuck}" for h in stuck)
         return "alive", "still running: " + ", ".join(h.name for h in alive)
 
-    def join(self, handles: list[Handle], timeout: float | None) -> list[Handle]:
+    def join(self, handles: list[Handle], timeout: float | None, *, traps: bool = True) -> list[Handle]:
         """Join each process within one shared deadline; those still alive.
 
         Unlike `Process.join`, it does not wait for ever on processes that cannot exit because
-        nobody reads their queue (see `_trapped`): it says so and returns them.
+        nobody reads their queue (see `_trapped`; unless not `traps`): it says so and returns them.
         """
         deadline = None if timeout is None else self.clock() + timeout
         waiting: dict[int, Handle] = {}
-        # Those whose sentinel fired while they still run: a fork child that exec'd another
-        # program closed it (close-on-exec). Their exit code is polled instead.
+        # Those whose exit descriptor fired while they still run (a fork child that exec'd
+        # another program closed its sentinel, close-on-exec), or that exited a moment before
+        # the fork server could say how: their exit code is polled instead.
         polled: list[Handle] = []
         for handle in handles:
             if handle.started is not None:
                 self.note_end(handle)  # exitcode polls (and reaps) the child
-                if handle.process.exitcode is None:
-                    waiting[handle.process.sentinel] = handle
-        nap = 0.001  # between polls of those: a child exits a moment after its sentinel fires
+                if handle.process.exitcode is None and handle.exit_descriptor is not None:
+                    waiting[handle.exit_descriptor] = handle
+        nap = 0.001  # between polls of those: the exit code comes a moment after the descriptor fires
         while waiting or polled:
             left = None if deadline is None else deadline - self.clock()
             if left is not None and left <= 0:
@@ -414,13 +442,13 @@ class Backend:
             else:
                 time.sleep(pause)
                 ended = []
-            for sentinel in ended:
-                polled.append(waiting.pop(cast(int, sentinel)))  # sentinels are descriptors
+            for descriptor in ended:
+                polled.append(waiting.pop(cast(int, descriptor)))
             for handle in list(polled):
                 self.note_end(handle)
                 if handle.process.exitcode is not None:
                     polled.remove(handle)
-            if not ended:  # a quiet moment: is everyone left caught in the queue-feeder trap?
+            if not ended and traps:  # a quiet moment: is everyone left caught in the queue-feeder trap?
                 left_over = [*waiting.values(), *polled]
                 trapped = self._trapped(left_over)
                 if len(trapped) == len(left_over):
@@ -520,25 +548,92 @@ class Backend:
         """SIGTERM each, SIGKILL those alive after the grace, then join; the names killed.
         `as_planned`: the workflow meant them to end this way (else it is a failure)."""
         running = [h for h in handles if h.started is not None and h.process.is_alive()]
+        # What each started, found before any of them ends and its orphans lose their parentage.
+        below = {pid: handle for handle in running for pid in self._descendants(handle)}
         for handle in running:
             handle.terminated = as_planned
+        for handle in self._flush_first(running):
             handle.process.terminate()
         deadline = self.clock() + grace
-        for handle in running:
-            handle.process.join(max(0.0, deadline - self.clock()))
-        killed = [handle for handle in running if handle.process.is_alive()]
+        descendants = trees.Stopping(below)
+        killed = self.join(running, grace, traps=False)
         self.dump_stacks(killed, f"still running {grace:g} s after SIGTERM")
         for handle in killed:
             handle.process.kill()
         for handle in running:
             handle.process.join()
             self.note_end(handle)
+        self._report_descendants(descendants.finish(deadline, self.clock), below)
         return [handle.name for handle in killed]
+
+    def _descendants(self, handle: Handle) -> list[int]:
+        """What this process started and is still there: below it, or in its cgroup (where an
+        orphan stays, whose parent has ended)."""
+        found = trees.descendants(handle.process.pid)
+        if handle.trampoline.cgroup is not None:
+            found += [pid for pid in Cgroups.members(handle.trampoline.cgroup) if pid != handle.process.pid]
+        return list(dict.fromkeys(found))
+
+    def stop_left_behind(self, grace: float) -> None:
+        """Stop whatever the run's processes started and left running once they ended (every
+        process below mprun but its own and multiprocessing's helpers)."""
+        everyone = [h for hs in self.handles.values() for h in hs if h.process.pid is not None]
+        ours = self._infrastructure() | {h.process.pid for h in everyone}
+        owners = {pid: h for h in everyone if h.trampoline.cgroup for pid in self._descendants(h)}
+        left = list(dict.fromkeys([*trees.descendants(os.getpid(), skip=ours), *owners]))
+        for pid in left:
+            if not trees.alive(pid):
+                trees.reap(pid)  # an orphan that ended by itself: not left as a zombie
+        stopping = trees.Stopping(pid for pid in left if trees.alive(pid))
+        self._report_descendants(stopping.finish(self.clock() + grace, self.clock), owners)
+
+    def _infrastructure(self) -> set[int]:
+        """The helpers below mprun, which end when mprun is done with them: multiprocessing's
+        resource tracker, fork server and manager server, and the cgroup guard."""
+        import sys
+
+        found = set()
+        if "multiprocessing.resource_tracker" in sys.modules:
+            found.add(getattr(sys.modules["multiprocessing.resource_tracker"]._resource_tracker, "_pid", None))
+        if "multiprocessing.forkserver" in sys.modules:
+            found.add(getattr(sys.modules["multiprocessing.forkserver"]._forkserver, "_forkserver_pid", None))
+        if self.manager is not None:
+            found.add(self.manager._process.pid)
+        if self.guard is not None:
+            found.add(self.guard[0])
+        return {pid for pid in found if pid is not None}
+
+    def _report_descendants(self, stopped: list[trees.Stopped], owners: Mapping[int, Handle]) -> None:
+        for one in stopped:
+            owner = owners.get(one.pid)
+            self.log.warning(
+                "process.descendant",
+                process=owner.name if owner else None,
+                pid=one.pid,
+                command=one.command,
+                stopped_by=one.stopped_by,
+                exitcode=one.exitcode,
+            )
+
+    def _flush_first(self, handles: list[Handle]) -> list[Handle]:
+        """Ask each process to write out its streams and end itself by SIGTERM (see
+        child.FLUSH_SIGNAL); those that did not answer within FLUSH_WAIT, which still need
+        the SIGTERM. Only processes that can take the signal are asked: not one still
+        starting, nor one that exec'd another program."""
+        asked = [h for h in handles if FLUSH_SIGNAL is not None and h.report.stack_ready]
+        for handle in asked:
+            try:
+                os.kill(handle.process.pid, cast(int, FLUSH_SIGNAL))  # not reaped yet: still its pid
+            except (ProcessLookupError, PermissionError):
+                pass
+        if asked:
+            self.collector.wait_for(lambda: all(h.report.flushed or h.report.ended for h in asked), FLUSH_WAIT)
+        return [h for h in handles if not (h.report.flushed or h.report.ended)]
 
     def note_end(self, handle: Handle) -> None:
         """Record when a process that has exited ended (a no-op while it runs)."""
         if handle.ended is None and handle.process.exitcode is not None:
-            # When it exited, as the collector saw its sentinel; else now, when we learnt of it.
+            # When it exited, as the collector saw it; else now, when we learnt of it.
             handle.ended = handle.report.ended or self.clock()
 
     def _put(self, step: Put) -> int:
@@ -596,20 +691,51 @@ class Backend:
         if left:
             self.log.warning("run.stop_overdue", names=[h.name for h in left])
             self.terminate(left, grace, as_planned=False)
+        self.stop_left_behind(grace)
 
     def stop_everything(self, grace: float) -> None:
-        """SIGTERM every child still running, SIGKILL after the grace, join: nothing survives mprun."""
+        """SIGTERM every child still running and all they started, SIGKILL after the grace,
+        join: nothing survives mprun."""
         everyone = [handle for handles in self.handles.values() for handle in handles]
         self.terminate(everyone, grace)
+        self.stop_left_behind(grace)
 
     def close(self, drain_timeout: float = 2.0) -> None:
         """Read what the children left in their pipes, then release everything. Once every child
         has exited, a pipe still open is held by something it started; that is not waited for."""
         self.collector.drain(drain_timeout)
         self.collector.close()
+        for handles in self.handles.values():
+            for handle in handles:
+                if handle.owns_descriptor and handle.exit_descriptor is not None:
+                    os.close(handle.exit_descriptor)
+                    handle.owns_descriptor = False
         if self.manager is not None:
             manager, self.manager = self.manager, None
             manager.shutdown()
+        if self.subreaper:
+            trees.stop_being_subreaper()  # runner.run() may be called from a longer-lived program
+            self.subreaper = False
+        if self.cgroups is not None:
+            self.cgroups.close()
+        if self.guard is not None:
+            stop_guard(*self.guard)
+            self.guard = None
+            child.cgroup_guard = -1
+
+
+def exit_descriptor(process: Any) -> tuple[int, bool]:
+    """A descriptor that becomes readable when `process` itself exits, and whether it is ours
+    to close. A pidfd under fork and spawn: multiprocessing's sentinel there is a pipe whose
+    write end every process the child starts inherits, so it stays quiet while any of them
+    lives (a helper the target forked, a daemon). The fork server's sentinel is its own, and
+    tells the exit code; it is used where there are no pidfds too."""
+    if getattr(process._popen, "method", None) != "forkserver" and hasattr(os, "pidfd_open"):
+        try:
+            return os.pidfd_open(process.pid), True
+        except OSError:  # an old kernel, or a sandbox without it
+            pass
+    return process.sentinel, False
 
 
 def _typed(typecode: str, value: Any) -> Any:

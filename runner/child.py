@@ -85,6 +85,11 @@ STACK_SIGNAL: int = signal.SIGRTMIN + 1 if hasattr(signal, "SIGRTMIN") else sign
 # The first byte on a child's stack pipe: the dump handler is in place. Until then the stack
 # signal's default action would kill the child, so mprun does not send it.
 STACK_READY = b"R"
+# Asks a child to write out its streams and end by SIGTERM (see Trampoline._capture).
+# None where there are no real-time signals to spare: those children just get SIGTERM. The
+# child answers on its stack pipe with FLUSHED, between dumps.
+FLUSHED = b"\x06"  # ASCII ACK: no dump starts with it (one starts "Fatal Python error")
+FLUSH_SIGNAL: int | None = signal.SIGRTMIN + 2 if hasattr(signal, "SIGRTMIN") else None
 
 
 class _EventHandler(logging.Handler):
@@ -124,6 +129,10 @@ def guard() -> None:
     """
     import multiprocessing
 
+    global cgroup_guard
+    if cgroup_guard >= 0:  # a fork child's copy: the guard must see end of file when mprun ends
+        os.close(cgroup_guard)
+        cgroup_guard = -1
     parent = multiprocessing.parent_process()
     if _PRCTL is not None:
         pr_set_pdeathsig = 1
@@ -148,6 +157,9 @@ def guard() -> None:
     if closed.poll(0):
         os._exit(1)
     if armed:
+        global _watched
+        _watched = sentinel
+        os.register_at_fork(after_in_child=_arm_in_fork)
         return
 
     from multiprocessing.connection import wait
@@ -159,6 +171,38 @@ def guard() -> None:
     threading.Thread(target=watch, name="mprun-parent-watch", daemon=True).start()
 
 
+cgroup_guard = -1  # in mprun, the descriptor its cgroup guard waits on (cgroups.start_guard)
+_watched = -1  # the parent sentinel this process is armed on
+
+
+def _arm_in_fork() -> None:
+    """In a process forked from a child (a Pool's worker, a helper, a daemon): be killed when
+    mprun ends too, not when its own parent does, so that nothing dies earlier than it would
+    without mprun. The signal goes to one owner per open file, so the process opens the
+    sentinel pipe anew. Its descriptor closes at an exec: a program that replaces Python is not
+    covered, nor a process that closes every descriptor it has."""
+    global _watched
+    setsig = _F_SETSIG
+    if setsig is None:
+        return
+    try:
+        watched = os.open(f"/proc/self/fd/{_watched}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return  # the user closed it, or no /proc
+    try:
+        fcntl.fcntl(watched, fcntl.F_SETOWN, os.getpid())
+        fcntl.fcntl(watched, setsig, signal.SIGKILL)
+        fcntl.fcntl(watched, fcntl.F_SETFL, fcntl.fcntl(watched, fcntl.F_GETFL) | os.O_ASYNC)
+    except OSError:
+        os.close(watched)
+        return
+    _watched = watched
+    closed = select.poll()
+    closed.register(watched, select.POLLIN)
+    if closed.poll(0):  # mprun ended before the signal was armed
+        os._exit(1)
+
+
 class Trampoline:
     """The callable each process runs: set up capture, then run the target or `Process.run`.
 
@@ -166,9 +210,11 @@ class Trampoline:
     the target, which is imported in the child from the workflow's pythonpath.
     """
 
-    def __init__(self, target: str | None, multiprocessing_log: str | None = None) -> None:
+    def __init__(self, target: str | None, multiprocessing_log: str | None = None, unbuffered: bool = False) -> None:
         self.target = target
         self.multiprocessing_log = multiprocessing_log
+        self.unbuffered = unbuffered  # mprun's streams are (a spawn child cannot tell `python -u`)
+        self.cgroup: str | None = None  # the folder of the cgroup made for this process
         self.events: Connection | None = None
         self.stdout: Connection | None = None
         self.stderr: Connection | None = None
@@ -192,6 +238,8 @@ class Trampoline:
         if isinstance(held, HeldSignals):  # forked from mprun's steps: Ctrl-C as mprun had it
             signal.signal(signal.SIGINT, held.previous[signal.SIGINT] or signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, BLOCKED_AT_START)
+        if self.cgroup is not None:  # first: whatever the process starts then is in it too
+            _enter(self.cgroup)
         guard()
         self._capture()
         try:
@@ -205,9 +253,13 @@ class Trampoline:
         except SystemExit:
             raise  # an exit status, not an error: multiprocessing turns it into the exit code
         except BaseException as error:
+            _flush()
             self._send(Raised(type(error).__qualname__, _text(error), traceback.format_exc()))
             raise
         else:
+            # What it printed is in the pipes before mprun hears that it returned, so that its
+            # lines come first in the log.
+            _flush()
             self._send(Returned(_bounded_repr(result)))
             return result
         finally:
@@ -224,18 +276,22 @@ class Trampoline:
         os.set_inheritable(self.stack.fileno(), False)
         faulthandler.register(STACK_SIGNAL, file=self.stack.fileno(), all_threads=True, chain=False)
         faulthandler.enable(file=self.stack.fileno(), all_threads=True)
-        os.write(self.stack.fileno(), STACK_READY)
+        # Stopped by mprun, the process first gets this signal: it writes out what its streams
+        # still hold (a line without its newline yet), then ends itself by SIGTERM, as
+        # `terminate()` would have. One stuck in C code never runs it: mprun then sends SIGTERM.
+        global _stack_descriptor
+        _stack_descriptor = self.stack.fileno()
+        if FLUSH_SIGNAL is not None:
+            signal.signal(FLUSH_SIGNAL, _flush_then_terminate)
+        os.write(self.stack.fileno(), STACK_READY)  # both signals may be sent from now on
         os.dup2(self.stdout.fileno(), 1)
         os.dup2(self.stderr.fileno(), 2)
         self.stdout.close()
         self.stderr.close()
-        # New stream objects, and the inherited ones never touched again: under fork another
-        # thread of mprun (the collector, writing the console) may have held their lock at the
-        # fork, held for ever in this copy, and their buffers hold mprun's bytes, not ours.
-        # Buffering as Python's own: stdout by blocks on a pipe, stderr by lines.
         encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
-        sys.stdout = open(1, "w", encoding=encoding, closefd=False)
-        sys.stderr = open(2, "w", buffering=1, encoding=encoding, errors="backslashreplace", closefd=False)
+        sys.stdout, sys.stderr = _streams(encoding, self.unbuffered or unbuffered())
+        global _streams_made
+        _streams_made = True
         handler = self.handler = _EventHandler(self.events)
         # Under fork the parent's handlers came along; only the parent writes mprun's output.
         root = logging.getLogger()
@@ -261,6 +317,64 @@ class Trampoline:
                     self.events.send_bytes(_pickled(event))
         except (OSError, ValueError):
             pass  # the parent is gone; the exit status still tells what happened
+
+
+def unbuffered() -> bool:
+    """Whether this interpreter's own streams are unbuffered: `python -u`, or PYTHONUNBUFFERED
+    (read when it started; sys.flags does not tell)."""
+    return bool(getattr(sys.__stdout__, "write_through", False) or os.environ.get("PYTHONUNBUFFERED"))
+
+
+def _streams(encoding: str, unbuffered: bool) -> tuple[Any, Any]:
+    """New `sys.stdout` and `sys.stderr` on fds 1 and 2, buffered as Python buffers them on a
+    terminal: by lines (a carriage return flushes too), so that each line reaches mprun as it is
+    printed, not when a block fills or the process ends. Unbuffered as Python's own streams are
+    under `python -u` or PYTHONUNBUFFERED.
+
+    New objects, and the inherited ones never touched again: under fork another thread of mprun
+    may have held their lock at the fork, held for ever in this copy, and their buffers hold
+    mprun's bytes, not ours.
+    """
+    import io
+
+    made = []
+    for descriptor, errors in ((1, "strict"), (2, "backslashreplace")):
+        binary = open(descriptor, "wb", buffering=0 if unbuffered else -1, closefd=False)
+        made.append(io.TextIOWrapper(binary, encoding, errors, line_buffering=not unbuffered, write_through=unbuffered))
+    return made[0], made[1]
+
+
+_streams_made = False  # until then sys.stdout is still the one inherited from mprun
+_stack_descriptor = -1  # the stack pipe, once it is set up
+
+
+def _flush() -> None:
+    if not _streams_made:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed or replaced stream, or a write cut by this very signal
+            pass
+
+
+def _flush_then_terminate(number: int, frame: Any) -> None:
+    _flush()
+    try:
+        # mprun sends no SIGTERM of its own then: a user's SIGTERM handler runs once, as after
+        # `terminate()`.
+        os.write(_stack_descriptor, FLUSHED)
+    except OSError:
+        pass
+    os.kill(os.getpid(), signal.SIGTERM)  # to whatever handles it: the default, or the user's own
+
+
+def _enter(cgroup: str) -> None:
+    try:
+        with open(cgroup + "/cgroup.procs", "w") as procs:
+            procs.write("0")  # this process
+    except OSError:
+        pass  # the cgroup is gone, or the system refuses: parentage still finds its descendants
 
 
 def resolve(reference: str) -> Any:

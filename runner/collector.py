@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from runner.child import STACK_READY
+from runner.child import FLUSHED, STACK_READY
 from runner.events import Logged, Raised, Returned, Usage
 
 _EPOLL = getattr(selectors, "EpollSelector", ())
@@ -46,10 +46,12 @@ class Report:
     returned: Returned | None = None
     usage: Usage | None = None
     finished: float | None = None  # monotonic time its target was over (its usage arrived)
-    ended: float | None = None  # monotonic time its sentinel fired: when it really exited
+    ended: float | None = None  # monotonic time its exit descriptor fired: when it really exited
     stack_ready: bool = False  # it can dump its stacks on request
     stacks: int = 0  # dumps logged so far
     stack_reason: str | None = None  # why the last dump was asked for
+    flushed: bool = False  # it wrote out its streams when asked, and is ending by SIGTERM
+    outputs: list[_Stream] = field(default_factory=list, repr=False)  # its stdout and stderr
 
 
 @dataclass(eq=False)
@@ -80,16 +82,17 @@ class Collector:
         self._thread = threading.Thread(target=self._run, name="mprun-collector", daemon=True)
         self._thread.start()
 
-    def add(self, process: str, pid: int, pipes: dict[str, Connection], sentinel: int) -> Report:
+    def add(self, process: str, pid: int, pipes: dict[str, Connection], exit_descriptor: int) -> Report:
         """Start reading a just-started child's pipes (stdout, stderr, events, stack), and
-        watching its sentinel."""
+        watching the descriptor that becomes readable when it exits."""
         report = Report()
         with self._lock:
-            self._selector.register(sentinel, selectors.EVENT_READ, report)
+            self._selector.register(exit_descriptor, selectors.EVENT_READ, report)
             for name, connection in pipes.items():
-                self._selector.register(
-                    connection, selectors.EVENT_READ, _Stream(process, pid, name, connection, report)
-                )
+                stream = _Stream(process, pid, name, connection, report)
+                self._selector.register(connection, selectors.EVENT_READ, stream)
+                if name in ("stdout", "stderr"):
+                    report.outputs.append(stream)
                 self._open += 1
         if not isinstance(self._selector, _EPOLL):
             # epoll watches a descriptor from the moment it is registered, even in a wait
@@ -146,7 +149,7 @@ class Collector:
                 if key.data is None:
                     self._wake_read.recv_bytes()
                     continue
-                if isinstance(key.data, Report):  # a sentinel: the process has exited
+                if isinstance(key.data, Report):  # an exit descriptor: the process has exited
                     with self._lock:
                         key.data.ended = time.monotonic()
                         self._selector.unregister(key.fileobj)
@@ -250,6 +253,11 @@ class Collector:
         if not stream.report.stack_ready and chunk.startswith(STACK_READY):
             stream.report.stack_ready = True
             chunk = chunk[len(STACK_READY) :]
+        if chunk.startswith(FLUSHED) and stream not in self._dumping:  # between dumps: the answer to a flush
+            chunk = chunk[len(FLUSHED) :]
+            with self._lock:
+                stream.report.flushed = True
+                self._idle.notify_all()
         if chunk:
             stream.partial = (stream.partial + chunk)[:STACK_LIMIT]
             stream.last_read = time.monotonic()
@@ -276,6 +284,19 @@ class Collector:
         for line in lines:
             self.log.info("process.output", process=process, pid=pid, stream=stream, line=line)
 
+    def _catch_up(self, report: Report) -> None:
+        """Log what a process printed before it sent the event now read: it is in its pipes
+        already (the child flushes first), and belongs before the event in the log."""
+        for output in report.outputs:
+            while not output.connection.closed and output.connection.poll(0):
+                try:
+                    chunk = _read_some(output.connection)
+                except OSError:
+                    break
+                if not chunk:
+                    break  # end of file: the selector closes it
+                self._lines(output, chunk)
+
     def _event(self, stream: _Stream, event: object) -> None:
         where = {"process": stream.process, "pid": stream.pid}
         if isinstance(event, Logged):
@@ -291,11 +312,13 @@ class Collector:
                 **extra,
             )
         elif isinstance(event, Raised):
+            self._catch_up(stream.report)
             stream.report.raised = event
             self.log.error(
                 "process.exception", **where, type=event.type, message=event.message, traceback=event.traceback
             )
         elif isinstance(event, Returned):
+            self._catch_up(stream.report)
             stream.report.returned = event
             self.log.info("process.return", **where, repr=event.repr)
         elif isinstance(event, Usage):

@@ -1,7 +1,7 @@
 """mprun's own output: one structlog logger writing JSON lines to the log file and, for people,
 a readable line per event on stderr. Configured once per run, in the parent only.
 
-The log contract (documented in the README): every line has `timestamp` (ISO 8601, UTC),
+The log contract (documented in docs/running.md): every line has `timestamp` (ISO 8601, UTC),
 `level`, `event`, `run_id` and `workflow`; records about a process add `process` and `pid`.
 """
 
@@ -26,7 +26,7 @@ CONSOLE_ITEM = 200  # characters of a queue item the console shows (the log file
 def _console_line(event: EventDict) -> str | None:
     """The human view of one event, or None for events the console leaves to the log file."""
     name = event.get("event", "")
-    who = str(event.get("process", "mprun"))
+    who = str(event.get("process") or "mprun")
     if name == "process.output":
         mark = "|" if event.get("stream") == "stdout" else "!"
         return f"{who} {mark} {event.get('line', '')}"
@@ -43,6 +43,11 @@ def _console_line(event: EventDict) -> str | None:
     if name == "process.stack":
         lines = str(event.get("stack") or "(no answer)").splitlines()
         return f"{who} ! stack ({event.get('reason')}):\n" + "\n".join("    " + line for line in lines)
+    if name == "process.descendant":
+        command = str(event.get("command"))
+        shown = command if len(command) <= CONSOLE_ITEM else command[:CONSOLE_ITEM] + "..."
+        whose = "it left" if event.get("process") else "a process of the run left"
+        return f"{who} - stopped what {whose} running, by {event.get('stopped_by')}: pid {event.get('pid')}, {shown}"
     if name == "process.stuck":
         return f"{who} ! {event.get('reason')}; {event.get('hint')}"
     if name == "run.stop_overdue":

@@ -1,0 +1,184 @@
+"""Live and lossless output: what a child prints reaches the log as it prints it, in order, and
+nothing it wrote is lost when mprun stops it, under every start method. PYTHONUNBUFFERED is unset
+here (see conftest.py), as on users' machines."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT, start_mprun, user_env, wait_for, whole_lines, write
+from tests.test_run import METHODS, run_mprun
+
+pytestmark = pytest.mark.timeout(60)
+
+JOBS = """
+import signal, sys, time
+
+def tick_then_wait(path):
+    print("first line, not flushed")
+    with open(path, "w") as out:
+        out.write("printed")
+    time.sleep(60)
+
+def partial():
+    print("whole line")
+    sys.stdout.write("no newline yet")
+    sys.stderr.write("nor here")
+    time.sleep(60)
+
+def many_then_return(count):
+    for number in range(count):
+        print(f"line {number}")
+    return "done"
+
+def carriage_returns():
+    for percent in (10, 50, 100):
+        print(f"\\r{percent}%", end="")
+    print()
+
+def streams():
+    print(sys.stdout.write_through, sys.stdout.line_buffering)
+
+def handles_sigterm(path):
+    def handler(number, frame):
+        with open(path, "a") as out:
+            out.write("handled\\n")
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, handler)
+    print("waiting")
+    time.sleep(60)
+
+def busy_in_c():
+    print("busy")
+    sum(range(10**11))  # no Python bytecode runs: a Python signal handler waits
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    write(tmp_path, "jobs.py", JOBS)
+    return tmp_path
+
+
+def workflow(project: Path, body: str, name: str = "w.yaml") -> Path:
+    return write(project, name, "version: 1\n" + body)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_line_printed_without_flush_reaches_the_log_while_the_process_runs(project: Path, method: str) -> None:
+    printed = project / "printed"
+    path = workflow(project, f"processes: {{p: {{target: jobs:tick_then_wait, args: ['{printed}']}}}}\n")
+    log_file = project / "run.jsonl"
+    mprun = start_mprun("--start-method", method, "--log-file", str(log_file), str(path), console=False)
+    try:
+
+        def seen() -> bool:
+            return log_file.exists() and any(
+                r["event"] == "process.output" and r["line"] == "first line, not flushed"
+                for r in whole_lines(log_file)
+            )
+
+        assert wait_for(printed.exists, 20)
+        began = time.monotonic()
+        assert wait_for(seen, 10), "the line waits in the child's buffer"
+        assert time.monotonic() - began < 2
+    finally:
+        mprun.send_signal(signal.SIGTERM)
+        mprun.wait(timeout=30)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_terminated_process_loses_nothing_it_wrote_not_even_a_line_without_its_newline(
+    project: Path, method: str
+) -> None:
+    path = workflow(
+        project,
+        "processes: {p: {target: jobs:partial}}\nsteps:\n  - start: p\n  - sleep: 1\n  - terminate: p\n",
+    )
+    log = run_mprun(path, project / "run.jsonl", "--start-method", method)
+    assert log.exitcode == 0, log.stderr
+    assert log.exits()["p"]["exitcode"] == -signal.SIGTERM
+    assert [r["line"] for r in log.events("process.output", stream="stdout")] == ["whole line", "no newline yet"]
+    assert [r["line"] for r in log.events("process.output", stream="stderr")] == ["nor here"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_the_daemon_stopped_at_the_end_keeps_its_lines(method: str, tmp_path: Path) -> None:
+    log = run_mprun(ROOT / "workflows" / "daemons.yaml", tmp_path / "run.jsonl", "--start-method", method)
+    assert log.exitcode == 0, log.stderr
+    assert log.lines("daemon") == ["Starting: daemon"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_process_s_lines_come_before_its_return_in_the_log(project: Path, method: str) -> None:
+    path = workflow(project, "processes: {p: {target: jobs:many_then_return, args: [3000]}}\n")
+    log = run_mprun(path, project / "run.jsonl", "--start-method", method)
+    assert log.exitcode == 0, log.stderr
+    events = [r["event"] for r in log.records if r.get("process") == "p"]
+    assert events.index("process.return") > max(i for i, name in enumerate(events) if name == "process.output")
+    assert log.lines("p") == [f"line {n}" for n in range(3000)]
+
+
+def test_carriage_returns_are_kept_in_the_log_as_written(project: Path) -> None:
+    log = run_mprun(workflow(project, "processes: {p: {target: jobs:carriage_returns}}\n"), project / "run.jsonl")
+    assert log.exitcode == 0, log.stderr
+    assert log.lines("p") == ["\r10%\r50%\r100%"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("how", ["environment", "-u"])
+def test_pythonunbuffered_and_python_u_make_the_child_s_streams_unbuffered(
+    project: Path, method: str, how: str
+) -> None:
+    path = workflow(project, "processes: {p: {target: jobs:streams}}\n")
+    log_file = project / "run.jsonl"
+    env = user_env()
+    flags = []
+    if how == "environment":
+        env["PYTHONUNBUFFERED"] = "1"
+    else:
+        flags = ["-u"]
+    command = [sys.executable, *flags, "-m", "runner", "--start-method", method, "--log-file", str(log_file), str(path)]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert [r["line"] for r in lines if r["event"] == "process.output"] == ["True False"]
+
+
+def test_without_them_the_child_s_streams_are_line_buffered_as_on_a_terminal(project: Path) -> None:
+    log = run_mprun(workflow(project, "processes: {p: {target: jobs:streams}}\n"), project / "run.jsonl")
+    assert log.lines("p") == ["False True"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_user_s_sigterm_handler_runs_once_when_the_process_is_terminated(project: Path, method: str) -> None:
+    handled = project / "handled"
+    path = workflow(
+        project,
+        f"processes: {{p: {{target: jobs:handles_sigterm, args: ['{handled}'], expect: {{exitcode: 0}}}}}}\n"
+        "steps:\n  - start: p\n  - sleep: 1\n  - terminate: p\n",
+    )
+    log = run_mprun(path, project / "run.jsonl", "--start-method", method)
+    assert log.exitcode == 0, log.stderr
+    assert handled.read_text() == "handled\n"
+    assert log.lines("p") == ["waiting"]
+
+
+def test_a_process_busy_in_c_code_still_ends_by_sigterm_at_once(project: Path) -> None:
+    path = workflow(
+        project,
+        "processes: {p: {target: jobs:busy_in_c}}\nsteps:\n  - start: p\n  - sleep: 1\n  - terminate: {process: p}\n",
+    )
+    log = run_mprun(path, project / "run.jsonl", "--grace", "20")
+    assert log.exitcode == 0, log.stderr
+    assert log.exits()["p"]["exitcode"] == -signal.SIGTERM
+    [terminated] = log.events("step.end", kind="terminate")
+    assert terminated["duration_s"] < 2
+    assert log.lines("p") == ["busy"]
