@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support import alive, descendants, pids_in, start_mprun, user_env, wait_for, whole_lines  # noqa: E402
 from tests.test_faults import JOBS  # noqa: E402
+from tests.test_trees import JOBS as TREES  # noqa: E402
 
 METHODS = ("fork", "spawn", "forkserver")
 
@@ -115,6 +116,40 @@ def interrupted(folder: Path, method: str, row: Row, signum: int) -> None:
         complete = False
     ok = stopped and status == expected and complete
     row.count(ok, f"{signal.Signals(signum).name} {method}: stopped={stopped} status={status} complete={complete}")
+
+
+SHAPES = ("helper", "daemon", "session", "pool")  # what tests/test_trees.py's JOBS can start
+
+
+def trees(folder: Path, method: str, shape: str, ended: Row, killed: Row) -> None:
+    """A process starts a descendant of this shape, then the run ends by itself, or mprun is
+    SIGKILLed: descendants alive 2 s later."""
+    pids = folder / "tree-pids"
+    for kill in (False, True):
+        pids.unlink(missing_ok=True)
+        body = (
+            "events: {ready: {}}\n"
+            f"processes: {{p: {{target: trees:started, args: [{shape}, '{pids}', $ready], daemon: true}}}}\n"
+            "steps:\n  - start: p\n  - wait: {event: ready, timeout: 30}\n"
+        )
+        mprun = start_mprun(
+            str(_workflow(folder, method, body)), "--log-file", str(folder / "run.jsonl"), console=False
+        )
+        try:
+            if kill:
+                wait_for(lambda: len(pids_in(pids)) >= 1, 30)
+                time.sleep(0.3)  # a pool's second worker, and the ready event
+                mprun.kill()
+            mprun.wait(timeout=60)
+            wait_for(lambda: not any(alive(pid) for pid in pids_in(pids)), 2)
+            survivors = [pid for pid in pids_in(pids) if alive(pid)]
+        finally:
+            mprun.kill()
+            mprun.wait()
+        for pid in survivors:
+            os.kill(pid, signal.SIGKILL)
+        row = killed if kill else ended
+        row.count(bool(pids_in(pids)) and not survivors, f"{shape} {method}: {len(survivors)} survived")
 
 
 def lines(folder: Path, method: str, row: Row, count: int) -> None:
@@ -298,11 +333,15 @@ def main() -> int:
         kills = Row("mprun SIGKILLed: processes alive 2 s later")
         stops = Row("mprun sent SIGINT or SIGTERM: not all stopped within grace + 1 s, or log incomplete")
         flood = Row(f"lines printed ({options.lines:,} per run): lost or out of order")
-        rows[:0] = [kills, stops, flood]
+        (folder / "trees.py").write_text(TREES, encoding="utf-8")
+        ended = Row("a process's descendant (helper, daemon, new session, Pool): alive after the run")
+        orphaned = Row("the same, mprun SIGKILLed: alive 2 s later (see docs/running.md#process-trees)")
+        rows[:0] = [kills, stops, flood, ended, orphaned]
         for method in METHODS:
             for trial in range(options.trials):
                 killed(folder, method, kills)
                 interrupted(folder, method, stops, signal.SIGINT if trial % 2 == 0 else signal.SIGTERM)
+                trees(folder, method, SHAPES[trial % len(SHAPES)], ended, orphaned)
             for _ in range(options.floods):
                 lines(folder, method, flood, options.lines)
     fuzz(options.documents, rows)

@@ -31,8 +31,16 @@ def consume(queue: Any) -> None:
 
 def flood(count: int, path: str | None = None) -> None:
     """Print `count` lines as fast as Python can, to stdout or to the file at `path`."""
-    out = open(path, "w") if path else sys.stdout
+    out = open(path, "w", buffering=1) if path else sys.stdout
     for number in range(count):
         print(f"line {number}", file=out)
     if path:
         out.close()
+
+
+def ticks(count: int, pause: float) -> None:
+    """`count` lines, `pause` s apart, each with the time it was printed (not flushed: line
+    buffering is what makes it live)."""
+    for _ in range(count):
+        print(f"t {time.time():.6f}")
+        time.sleep(pause)
