@@ -34,49 +34,10 @@ if TYPE_CHECKING:
 _PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 _F_SETSIG: int | None = getattr(fcntl, "F_SETSIG", None)  # Linux: a descriptor's O_ASYNC signal
 RETURN_REPR_LIMIT = 2000  # characters of a return value's repr kept for the log
-INHERITED_SIGNALS = frozenset({signal.SIGTERM, signal.SIGALRM})  # mprun handles these; children must not
-# Blocked in mprun across a start: a Ctrl-C there would land in fork's after-fork hooks (where
-# logging swallows it) or cut spawn's pickle in half; it is delivered right after instead.
+INHERITED_SIGNALS = frozenset({signal.SIGTERM})  # mprun handles it; children must not
+# Blocked in mprun across a start: a fork child must not run the handlers it inherited from
+# mprun (which only note a signal for mprun's loop) before it puts back its own.
 BLOCKED_AT_START = INHERITED_SIGNALS | {signal.SIGINT}
-
-
-class HeldSignals:
-    """Stands in for mprun's own handlers of BLOCKED_AT_START while it takes the steps, and
-    passes each signal on to the handler it replaced, except while `holding` (mprun is
-    starting processes): then it notes it, for `release` to pass on once the started ones are
-    tracked. Blocking them is not enough there: a signal that reaches another thread of mprun
-    (a queue's feeder) still runs its handler in the main thread, wherever that is. Ignored and
-    default dispositions are left as they are. Under fork a child inherits this handler and
-    puts back the one mprun had (`previous`)."""
-
-    def __init__(self) -> None:
-        self.previous: dict[int, Any] = {number: signal.getsignal(number) for number in BLOCKED_AT_START}
-        self.wrapped = frozenset(number for number, handler in self.previous.items() if callable(handler))
-        self.holding = False
-        self.caught: list[int] = []
-
-    def __call__(self, number: int, frame: Any) -> None:
-        if self.holding:
-            self.caught.append(number)
-            return
-        handler = self.previous[number]
-        if callable(handler):
-            handler(number, frame)
-
-    def install(self) -> None:
-        for number in self.wrapped:
-            signal.signal(number, self)
-
-    def uninstall(self) -> None:
-        for number in self.wrapped:
-            signal.signal(number, self.previous[number])
-
-    def release(self) -> None:
-        """Stop holding, and pass on what came meanwhile (its handler may raise)."""
-        self.holding = False
-        caught, self.caught = self.caught, []
-        for number in dict.fromkeys(caught):
-            self(number, None)
 
 
 # Asks a child for a faulthandler dump of its threads. A real-time signal where there are
@@ -171,6 +132,26 @@ def guard() -> None:
     threading.Thread(target=watch, name="mprun-parent-watch", daemon=True).start()
 
 
+def serve() -> None:
+    """A manager's server process, before it serves: mprun's handlers and wake-up descriptor
+    (which it inherited under fork) put back to Python's own, and guarded as a child is."""
+    _own_signals()
+    guard()
+
+
+def _own_signals() -> None:
+    """Put back what a process forked from mprun's loop must not keep: the handlers that only
+    note a signal for that loop (loop.Signals), and its wake-up descriptor. Then unblock them
+    (mprun blocks them across a start)."""
+    for number in INHERITED_SIGNALS:
+        signal.signal(number, signal.SIG_DFL)
+    noted = getattr(signal.getsignal(signal.SIGINT), "previous", None)
+    if noted is not None:  # Ctrl-C as mprun had it
+        signal.signal(signal.SIGINT, noted[signal.SIGINT] or signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, BLOCKED_AT_START)
+
+
 cgroup_guard = -1  # in mprun, the descriptor its cgroup guard waits on (cgroups.start_guard)
 _watched = -1  # the parent sentinel this process is armed on
 
@@ -230,14 +211,9 @@ class Trampoline:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         # mprun starts children with these signals blocked, since under fork its own Python
-        # handlers came along, and a SIGTERM caught by them would be lost, not fatal. Now
-        # that the defaults are back, a pending SIGTERM ends the child with -15, as it should.
-        for number in INHERITED_SIGNALS:
-            signal.signal(number, signal.SIG_DFL)
-        held = signal.getsignal(signal.SIGINT)
-        if isinstance(held, HeldSignals):  # forked from mprun's steps: Ctrl-C as mprun had it
-            signal.signal(signal.SIGINT, held.previous[signal.SIGINT] or signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, BLOCKED_AT_START)
+        # handlers came along, and a SIGTERM caught by them would be lost, not fatal. Once
+        # the defaults are back, a pending SIGTERM ends the child with -15, as it should.
+        _own_signals()
         if self.cgroup is not None:  # first: whatever the process starts then is in it too
             _enter(self.cgroup)
         guard()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from runner.checker import CheckResult
+
 
 class MprunError(Exception):
     """Base of every error mprun reports to its user instead of a traceback."""
@@ -14,6 +18,22 @@ class UsageError(MprunError):
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread, so that everything that cleans up after Ctrl-C (and
     lets Ctrl-C through) does the same for it."""
+
+
+class InvalidWorkflow(MprunError):
+    """The workflow has problems of error severity: nothing was started."""
+
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(f"{result.path} is not a valid workflow")
+        self.result = result
+
+
+class BuildFailed(Exception):
+    """A shared object or a process could not be made (user code raised): nothing can run."""
+
+
+class TimeLimit(BaseException):
+    """`--timeout` expired. A BaseException, as Ctrl-C is: no `except Exception` may stop it."""
 
 
 class Bug(MprunError):

@@ -19,28 +19,25 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
-from runner.backend import BuildFailed
 from runner.checker import CheckResult, check_document
 from runner.document import Document, load
-from runner.errors import FAILED, INTERRUPTED, OK, TERMINATED, MprunError, Terminated, UsageError
+from runner.errors import (
+    FAILED,
+    INTERRUPTED,
+    OK,
+    TERMINATED,
+    BuildFailed,
+    InvalidWorkflow,
+    Terminated,
+    TimeLimit,
+    UsageError,
+)
 from runner.plan import Plan, make_plan
 from runner.problem import Problem
 from runner.workflow import Workflow, holds_plain_data
 
 DEFAULT_GRACE = 5.0
 LOG_FOLDER = "mprun-logs"
-
-
-class InvalidWorkflow(MprunError):
-    """The workflow has problems of error severity: nothing was started."""
-
-    def __init__(self, result: CheckResult) -> None:
-        super().__init__(f"{result.path} is not a valid workflow")
-        self.result = result
-
-
-class TimeLimit(BaseException):
-    """`--timeout` expired. A BaseException, as Ctrl-C is: no `except Exception` may stop it."""
 
 
 @dataclass(frozen=True)
@@ -164,24 +161,6 @@ def _signals_ignored() -> Iterator[None]:
             signal.signal(number, handler)
 
 
-@contextmanager
-def _time_limit(seconds: float | None) -> Iterator[None]:
-    if not seconds:
-        yield
-        return
-
-    def expire(signum: int, frame: object) -> None:
-        raise TimeLimit(f"the run took longer than --timeout {seconds:g} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def _checked(path: str | Path, *, imports: bool = False) -> tuple[Document, Workflow]:
     """As `mprun check` does; a run imports the targets itself, so by default without probes."""
     document, problems = load(path, plain_data=holds_plain_data)
@@ -233,7 +212,7 @@ def run(
     returning.
     """
     from runner import log as logs
-    from runner.backend import Backend
+    from runner.backends.multiprocessing.backend import Backend
 
     document, workflow = _checked(path)
     plan = make_plan(workflow)
@@ -257,7 +236,33 @@ def run(
                 run_id=run_id,
                 workflow=plan.workflow.name,
             )
-            return _drive(plan, log, partial(Backend, output=output), method, target, run_id, timeout, grace)
+            with _warnings_logged(log):
+                return _drive(plan, log, partial(Backend, output=output), method, target, run_id, timeout, grace)
+
+
+@contextmanager
+def _warnings_logged(log: Any) -> Iterator[None]:
+    """Python warnings of mprun's own process (a DeprecationWarning, a ResourceWarning) go into
+    the log as `run.warning` records, not raw onto stderr, where they would break the JSON of
+    `--log-format json`."""
+    import warnings
+
+    def record(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        log.warning("run.warning", category=category.__name__, message=str(message), file=filename, line=lineno)
+
+    previous = warnings.showwarning
+    warnings.showwarning = record
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
 
 
 def _drive(
@@ -282,38 +287,37 @@ def _drive(
         processes=len(plan.processes),
     )
     began = time.monotonic()
-    backend = backend_class(plan, log)
+    backend = backend_class(plan, log, time_limit=timeout)
     failures: list[str] = []
     step_failures = 0
     status, exitcode = "ok", OK
     try:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        with _time_limit(timeout):
-            backend.build()
-            failures = backend.execute()
-            step_failures = len(failures)
-            backend.finish(grace)
-            backend.close()
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # noted by the run's loop from now on
+        backend.build()
+        failures = backend.execute()
+        step_failures = len(failures)
+        backend.finish(grace)
+        backend.close()
     except (TimeLimit, KeyboardInterrupt, BuildFailed) as stop:
         # Stopping is bounded (SIGTERM, grace, SIGKILL); a second Ctrl-C must not cut it short
         # and leave children behind.
-        with _signals_ignored():
-            if isinstance(stop, (TimeLimit, BuildFailed)):
-                status, exitcode, why = "failed", FAILED, str(stop)
-            elif isinstance(stop, Terminated):
-                status, exitcode, why = "interrupted", TERMINATED, "terminated (SIGTERM)"
-            else:
-                status, exitcode, why = "interrupted", INTERRUPTED, "interrupted (SIGINT)"
-            failures.append(why)
-            log.warning("run.stopping", reason=why)
-            if isinstance(stop, TimeLimit):  # where each child is, before stopping it
-                backend.dump_stacks(backend.running(), why)
-            backend.stop_everything(grace)
-            backend.close()
+        backend.loop.stop()
+        if isinstance(stop, (TimeLimit, BuildFailed)):
+            status, exitcode, why = "failed", FAILED, str(stop)
+        elif isinstance(stop, Terminated):
+            status, exitcode, why = "interrupted", TERMINATED, "terminated (SIGTERM)"
+        else:
+            status, exitcode, why = "interrupted", INTERRUPTED, "interrupted (SIGINT)"
+        failures.append(why)
+        log.warning("run.stopping", reason=why)
+        if isinstance(stop, TimeLimit):  # where each child is, before stopping it
+            backend.dump_stacks(backend.running(), why)
+        backend.stop_everything(grace)
+        backend.close()
     except BaseException:
-        with _signals_ignored():
-            backend.stop_everything(grace)
-            backend.close()
+        backend.loop.stop()
+        backend.stop_everything(grace)
+        backend.close()
         raise
     with _signals_ignored():  # the run is over: its last records must be written whole
         return _report(log, backend, began, status, exitcode, failures, step_failures, log_file, run_id)

@@ -43,6 +43,8 @@ def _console_line(event: EventDict) -> str | None:
     if name == "process.stack":
         lines = str(event.get("stack") or "(no answer)").splitlines()
         return f"{who} ! stack ({event.get('reason')}):\n" + "\n".join("    " + line for line in lines)
+    if name == "run.warning":
+        return f"mprun ! {event.get('category')}: {event.get('message')} ({event.get('file')}:{event.get('line')})"
     if name == "process.descendant":
         command = str(event.get("command"))
         shown = command if len(command) <= CONSOLE_ITEM else command[:CONSOLE_ITEM] + "..."
@@ -81,7 +83,7 @@ class _Console:
     def __init__(self, stream: TextIO, as_json: bool, lock: threading.Lock) -> None:
         self.stream: TextIO | None = stream
         self.as_json = as_json
-        self.lock = lock  # the collector thread and the main thread both log
+        self.lock = lock  # shared with the log file's writer: whole lines, in one order
 
     def __call__(self, logger: object, method: str, event: EventDict) -> EventDict:
         if self.stream is None:
@@ -163,7 +165,7 @@ class Output:
         prefix = f"{process} {'|' if stream == 'stdout' else '!'} "
         # Written in slices of about SLICE_CHARS: a read of 64 KiB of short lines makes megabytes
         # of records, and strings that large are pages fresh from the kernel each time (tens
-        # of thousands of page faults in a run of P5, half the collector's time).
+        # of thousands of page faults in a run of P5, half the reader's time).
         sample = lines[:64]
         step = max(1, int(SLICE_CHARS / (sum(map(len, sample)) / len(sample) + len(glue))))
         console = self.console

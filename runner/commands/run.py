@@ -6,7 +6,7 @@ import sys
 from typing import TextIO
 
 from runner import execution
-from runner.errors import OK, USAGE
+from runner.errors import OK, USAGE, InvalidWorkflow
 from runner.plan import Plan, make_plan
 from runner.reporter import REPORTERS
 
@@ -96,7 +96,7 @@ def run(
             grace=grace,
             start_method=start_method,
         )
-    except execution.InvalidWorkflow as invalid:
+    except InvalidWorkflow as invalid:
         REPORTERS["text"]([invalid.result], err, err)
         return USAGE
     if log_format == "console":

@@ -1,16 +1,17 @@
-"""The parent's reader of every child's output and events, on one thread of its own.
+"""The parent's reader of every child's output and events, driven by mprun's one loop.
 
-Children write; only this thread turns what they write into log records (honcho's design):
+Children write; only the parent turns what they write into log records (honcho's design):
 each line of a child's stdout and stderr becomes a `process.output` record, in order, each
 event (log record, exception, return value, resource use) its own record, and each dump of
-a child's stacks (which the backend asks for with a signal) a `process.stack` record.
+a child's stacks (which the backend asks for with a signal) a `process.stack` record. Nothing
+here runs on a thread of its own: `poll` reads what is ready, and every wait of a run goes
+through it, so that output is read whatever a step waits for, and no thread of mprun's runs
+while it forks.
 """
 
 from __future__ import annotations
 
 import selectors
-import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,110 +66,70 @@ class _Stream:
     last_read: float = 0.0
 
 
-class Collector:
-    """Reads the pipes of every started child until they close; logs as it goes."""
+class Reader:
+    """Reads the pipes of every started child until they close, and watches their exits;
+    logs as it goes."""
 
     def __init__(self, log: Any, output: Callable[[str, int, str, list[str]], None] | None = None) -> None:
         self.log = log
         self.output = output or self._output_one_by_one
         self._selector = selectors.DefaultSelector()
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._open = 0
-        self._stopping = False
+        self.open = 0  # pipes not closed yet
         self._dumping: list[_Stream] = []  # stack pipes with part of a dump read
-        self._wake_read, self._wake_write = _pipe()
-        self._selector.register(self._wake_read, selectors.EVENT_READ, None)
-        self._thread = threading.Thread(target=self._run, name="mprun-collector", daemon=True)
-        self._thread.start()
 
     def add(self, process: str, pid: int, pipes: dict[str, Connection], exit_descriptor: int) -> Report:
         """Start reading a just-started child's pipes (stdout, stderr, events, stack), and
         watching the descriptor that becomes readable when it exits."""
         report = Report()
-        with self._lock:
-            self._selector.register(exit_descriptor, selectors.EVENT_READ, report)
-            for name, connection in pipes.items():
-                stream = _Stream(process, pid, name, connection, report)
-                self._selector.register(connection, selectors.EVENT_READ, stream)
-                if name in ("stdout", "stderr"):
-                    report.outputs.append(stream)
-                self._open += 1
-        if not isinstance(self._selector, _EPOLL):
-            # epoll watches a descriptor from the moment it is registered, even in a wait
-            # already under way; other selectors need their wait restarted to see it.
-            self._wake_write.send_bytes(b"x")
+        self._selector.register(exit_descriptor, selectors.EVENT_READ, report)
+        for name, connection in pipes.items():
+            stream = _Stream(process, pid, name, connection, report)
+            self._selector.register(connection, selectors.EVENT_READ, stream)
+            if name in ("stdout", "stderr"):
+                report.outputs.append(stream)
+            self.open += 1
         return report
 
-    def wait_for(self, done: Callable[[], bool], timeout: float) -> bool:
-        """Wait until `done()` (checked whenever a child ends or a dump is logged); False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._idle:
-            while not done():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._idle.wait(left)
-        return True
+    def wake_on(self, descriptor: int) -> None:
+        """Also return from `poll` when `descriptor` is readable (what is read there is the
+        caller's: signal.set_wakeup_fd's pipe)."""
+        self._selector.register(descriptor, selectors.EVENT_READ, None)
 
-    def drain(self, timeout: float) -> bool:
-        """Wait until every pipe is closed (its child exited, or killed); False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._idle:
-            while self._open:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._idle.wait(left)
-        return True
+    def poll(self, timeout: float | None) -> bool:
+        """Read and log whatever is ready, waiting up to `timeout` seconds (None: until
+        something is) for the first of it; whether anything was."""
+        if self._dumping:  # a dump in progress ends after a quiet STACK_SETTLE
+            timeout = STACK_SETTLE if timeout is None else min(timeout, STACK_SETTLE)
+        ready = self._selector.select(timeout)
+        for key, _ in ready:
+            if key.data is None:
+                continue  # a wake-up: its reader drains it
+            if isinstance(key.data, Report):  # an exit descriptor: the process has exited
+                key.data.ended = time.monotonic()
+                self._selector.unregister(key.fileobj)
+                continue
+            try:
+                self._read(key.data)
+            except Exception as error:  # noqa: BLE001 - mprun must outlive anything a child sends
+                try:
+                    self._give_up(key.data, error)
+                except Exception:  # noqa: BLE001 - not even logging works: keep reading all the same
+                    self._close(key.data)
+        self._log_dumps()
+        return bool(ready)
 
     def close(self) -> None:
         """Stop reading and release every descriptor; what was not read by now is not logged."""
-        with self._lock:
-            if self._stopping:
-                return  # closed already (a run stopped while it was closing)
-            self._stopping = True
-        self._wake_write.send_bytes(b"x")
-        self._thread.join(timeout=5)
-        with self._lock:
-            for key in list(self._selector.get_map().values()):
-                if isinstance(key.data, _Stream):
-                    key.data.connection.close()
-            self._selector.close()
-        self._wake_read.close()
-        self._wake_write.close()
+        for key in list(self._selector.get_map().values()):
+            if isinstance(key.data, _Stream):
+                key.data.connection.close()
+        self._selector.close()
 
-    def _run(self) -> None:
-        # Signals meant for mprun must reach the main thread, which stops the children.
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGALRM})
-        while True:
-            with self._lock:
-                if self._stopping:
-                    return
-            for key, _ in self._selector.select(STACK_SETTLE if self._dumping else None):
-                if key.data is None:
-                    self._wake_read.recv_bytes()
-                    continue
-                if isinstance(key.data, Report):  # an exit descriptor: the process has exited
-                    with self._lock:
-                        key.data.ended = time.monotonic()
-                        self._selector.unregister(key.fileobj)
-                        self._idle.notify_all()
-                    continue
-                try:
-                    self._read(key.data)
-                except Exception as error:  # noqa: BLE001 - this thread must outlive anything a child sends
-                    try:
-                        self._give_up(key.data, error)
-                    except Exception:  # noqa: BLE001 - not even logging works: keep reading all the same
-                        self._close(key.data)
-            self._log_dumps()
-
-    def expect_dumps(self, reports: list[Report], reason: str | None) -> None:
+    @staticmethod
+    def expect_dumps(reports: list[Report], reason: str | None) -> None:
         """The next dump of each of these processes is for `reason` (None: none is expected)."""
-        with self._lock:
-            for report in reports:
-                report.stack_reason = reason
+        for report in reports:
+            report.stack_reason = reason
 
     def _log_dumps(self) -> None:
         now = time.monotonic()
@@ -180,8 +141,7 @@ class Collector:
     def _log_dump(self, stream: _Stream) -> None:
         self._dumping.remove(stream)
         text, stream.partial = stream.partial.decode(errors="replace"), b""
-        with self._lock:
-            reason, stream.report.stack_reason = stream.report.stack_reason, None
+        reason, stream.report.stack_reason = stream.report.stack_reason, None
         if text.startswith("Fatal Python error"):
             reason = "crashed"
         self.log.warning(
@@ -191,9 +151,7 @@ class Collector:
             reason=reason or "a signal from outside mprun",
             stack=text.rstrip(),
         )
-        with self._lock:
-            stream.report.stacks += 1
-            self._idle.notify_all()
+        stream.report.stacks += 1
 
     def _give_up(self, stream: _Stream, error: Exception) -> None:
         """A stream mprun cannot read any more (a garbled event): say so, and stop reading it."""
@@ -230,14 +188,11 @@ class Collector:
         self._close(stream)
 
     def _close(self, stream: _Stream) -> None:
-        with self._lock:
-            if stream.connection.closed:
-                return
-            self._selector.unregister(stream.connection)
-            stream.connection.close()
-            self._open -= 1
-            if not self._open:
-                self._idle.notify_all()
+        if stream.connection.closed:
+            return
+        self._selector.unregister(stream.connection)
+        stream.connection.close()
+        self.open -= 1
 
     def _stack(self, stream: _Stream) -> None:
         try:
@@ -255,9 +210,7 @@ class Collector:
             chunk = chunk[len(STACK_READY) :]
         if chunk.startswith(FLUSHED) and stream not in self._dumping:  # between dumps: the answer to a flush
             chunk = chunk[len(FLUSHED) :]
-            with self._lock:
-                stream.report.flushed = True
-                self._idle.notify_all()
+            stream.report.flushed = True
         if chunk:
             stream.partial = (stream.partial + chunk)[:STACK_LIMIT]
             stream.last_read = time.monotonic()
@@ -324,12 +277,6 @@ class Collector:
         elif isinstance(event, Usage):
             stream.report.usage = event
             stream.report.finished = time.monotonic()
-
-
-def _pipe() -> tuple[Connection, Connection]:
-    from multiprocessing import Pipe
-
-    return Pipe(duplex=False)
 
 
 def _read_some(connection: Connection) -> bytes:

@@ -3,7 +3,7 @@
 Every step behaves as the standard library call it names: a join with a timeout leaves the
 process running, terminate is SIGTERM then (after the grace) SIGKILL then join, a queue get or
 event wait with a timeout gives up. Only the outcome is logged, by this module; output and
-events of the children are the collector's.
+events of the children are the reader's. Every wait goes through the run's one loop.
 """
 
 from __future__ import annotations
@@ -11,32 +11,32 @@ from __future__ import annotations
 import fcntl
 import multiprocessing
 import os
-import queue
 import select
 import signal
 import struct
 import termios
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
+from functools import partial
+from multiprocessing.connection import Connection
 from typing import Any, cast
 
 from runner import child
-from runner.backends.multiprocessing import trees
+from runner.backends.multiprocessing import objects, trees
 from runner.backends.multiprocessing.cgroups import Cgroups, start_guard, stop_guard
+from runner.backends.multiprocessing.reader import Reader, Report
 from runner.child import (
     BLOCKED_AT_START,
     FLUSH_SIGNAL,
     STACK_SIGNAL,
-    HeldSignals,
     Trampoline,
-    guard,
     resolve,
+    serve,
     unbuffered,
 )
-from runner.collector import Collector, Report
+from runner.errors import BuildFailed
+from runner.loop import SLICE, STOPPING, Loop, Signals
 from runner.plan import Plan, PlannedProcess
 from runner.workflow import (
     ClearEvent,
@@ -86,10 +86,6 @@ class Handle:
         return str(self.process.name)
 
 
-class BuildFailed(Exception):
-    """A shared object or a process could not be made (user code raised): nothing can run."""
-
-
 class Backend:
     """One run of a plan on this machine's multiprocessing."""
 
@@ -99,6 +95,7 @@ class Backend:
         log: Any,
         output: Callable[[str, int, str, list[str]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        time_limit: float | None = None,
     ) -> None:
         self.plan = plan
         self.log = log
@@ -107,14 +104,17 @@ class Backend:
         self.objects: dict[str, Any] = {}
         self.handles: dict[str, list[Handle]] = {}
         self.manager: Any = None
-        # Before the collector's thread starts: the guard is forked from mprun.
         self.cgroups = Cgroups.create()
         self.guard: tuple[int, int] | None = None
         if self.cgroups is not None:
             self.guard = start_guard(self.cgroups.root)
             child.cgroup_guard = self.guard[1]
-        self.collector = Collector(log, output)
-        self.signals = HeldSignals()  # anew in execute, over the handlers of the run
+        self.reader = Reader(log, output)
+        self.signals = Signals()
+        self.loop = Loop(self.reader.poll, self.signals, time_limit, clock)
+        woken_by = self.signals.install()
+        if woken_by is not None:
+            self.reader.wake_on(woken_by)
         self.subreaper = False
 
     # -- building ---------------------------------------------------------------------------
@@ -223,7 +223,11 @@ class Backend:
 
             # Its server process must not outlive mprun either.
             self.manager = SyncManager(ctx=self.ctx)
-            self.manager.start(initializer=guard)
+            previous = signal.pthread_sigmask(signal.SIG_BLOCK, BLOCKED_AT_START)  # as for a start
+            try:
+                self.manager.start(initializer=serve)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         return self.manager
 
     def _bind(self, value: Any) -> Any:
@@ -241,16 +245,9 @@ class Backend:
 
     def execute(self) -> list[str]:
         """Take every step; returns the failures (timeouts, steps that could not be taken)."""
-        self.signals = HeldSignals()
-        self.signals.install()
-        try:
-            return self._execute()
-        finally:
-            self.signals.uninstall()
-
-    def _execute(self) -> list[str]:
         failures = []
         for index, step in enumerate(self.plan.steps):
+            self.loop.check()  # a signal that came during the last step, which did not wait
             subject = _subject(step)
             self.log.info("step.start", step=index + 1, kind=step.kind, subject=subject)
             began = self.clock()
@@ -303,7 +300,7 @@ class Backend:
         if isinstance(step, JoinQueue):
             return self._join_queue(step)
         if isinstance(step, Wait):
-            if self.objects[step.event.text].wait(step.timeout):
+            if self.loop.wait(self.objects[step.event.text].is_set, step.timeout, every=SLICE):
                 return "ok", ""
             self.dump_stacks(self.receivers(step.event.text), f"waiting for event {step.event.text} timed out")
             return "timeout", f"event {step.event.text} not set within {step.timeout} s"
@@ -314,7 +311,7 @@ class Backend:
             self.objects[step.event.text].clear()
             return "ok", ""
         if isinstance(step, Sleep):
-            time.sleep(step.seconds)
+            self.loop.sleep(step.seconds)
             return "ok", ""
         raise ValueError(f"unknown step {step!r}")
 
@@ -336,14 +333,14 @@ class Backend:
         first = 0
         while first < len(handles):
             first += self._start_batch(handles[first : first + START_BATCH])
+            self.loop.check()  # stops further starts
 
     def _start_batch(self, handles: list[Handle]) -> int:
         """Start these processes, or the first of them until a signal comes; how many it tried."""
-        # Ctrl-C, SIGTERM and the time limit wait until every process that started is logged
-        # and read, so that stopping the run stops it too: held (see HeldSignals), and
-        # blocked, so that a child does not get them before it restores its own handlers
+        # Ctrl-C and SIGTERM only take effect once every process that started is logged and
+        # read (they are flags for the loop), so that stopping the run stops it too; and they
+        # are blocked, so that a child does not get them before it restores its own handlers
         # (see child.py).
-        self.signals.holding = True
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, BLOCKED_AT_START)
         reads: dict[int, dict[str, Connection]] = {}
         tried = 0
@@ -351,8 +348,8 @@ class Backend:
             for handle in handles:
                 tried += 1
                 self._launch(handle, reads)
-                if self.signals.caught or self.signals.wrapped & signal.sigpending():
-                    break  # the rest, if it does not stop the run, in the next batch
+                if self.signals.caught or set(STOPPING) & signal.sigpending():
+                    break  # the rest are not started
         finally:
             try:
                 for handle in handles:
@@ -369,10 +366,9 @@ class Backend:
                     )
                     pipes = reads[id(handle)]
                     handle.exit_descriptor, handle.owns_descriptor = exit_descriptor(handle.process)
-                    handle.report = self.collector.add(handle.name, handle.process.pid, pipes, handle.exit_descriptor)
+                    handle.report = self.reader.add(handle.name, handle.process.pid, pipes, handle.exit_descriptor)
             finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a pending one is caught too
-                self.signals.release()
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a pending one is noted now
         return tried
 
     def _launch(self, handle: Handle, reads: dict[int, dict[str, Connection]]) -> None:
@@ -419,42 +415,40 @@ class Backend:
         nobody reads their queue (see `_trapped`; unless not `traps`): it says so and returns them.
         """
         deadline = None if timeout is None else self.clock() + timeout
-        waiting: dict[int, Handle] = {}
-        # Those whose exit descriptor fired while they still run (a fork child that exec'd
-        # another program closed its sentinel, close-on-exec), or that exited a moment before
-        # the fork server could say how: their exit code is polled instead.
-        polled: list[Handle] = []
-        for handle in handles:
-            if handle.started is not None:
-                self.note_end(handle)  # exitcode polls (and reaps) the child
-                if handle.process.exitcode is None and handle.exit_descriptor is not None:
-                    waiting[handle.exit_descriptor] = handle
-        nap = 0.001  # between polls of those: the exit code comes a moment after the descriptor fires
-        while waiting or polled:
+        waiting = [h for h in handles if h.started is not None and not self._exited(h, look=True)]
+        nap = 0.001
+
+        def done() -> bool:
+            waiting[:] = [h for h in waiting if not self._exited(h)]
+            return not waiting
+
+        while waiting:
             left = None if deadline is None else deadline - self.clock()
             if left is not None and left <= 0:
                 break
-            pause = POLL if left is None else min(left, POLL)
-            if polled:
-                pause, nap = min(pause, nap), min(nap * 2, POLL)
-            if waiting:
-                ended = wait(list(waiting), pause)
-            else:
-                time.sleep(pause)
-                ended = []
-            for descriptor in ended:
-                polled.append(waiting.pop(cast(int, descriptor)))
-            for handle in list(polled):
-                self.note_end(handle)
-                if handle.process.exitcode is not None:
-                    polled.remove(handle)
-            if not ended and traps:  # a quiet moment: is everyone left caught in the queue-feeder trap?
-                left_over = [*waiting.values(), *polled]
-                trapped = self._trapped(left_over)
-                if len(trapped) == len(left_over):
+            # The exit code comes a moment after the exit descriptor fires (the fork server
+            # writes it), and without pidfds a sentinel may not fire at all (a grandchild
+            # holds it): look at those often, at the others every POLL.
+            every = POLL
+            if any(h.report.ended is not None for h in waiting):
+                every, nap = nap, min(nap * 2, POLL)
+            if self.loop.wait(done, every if left is None else min(every, left)):
+                break
+            # Without a pidfd, a sentinel a grandchild holds never fires: ask the system.
+            waiting[:] = [h for h in waiting if not self._exited(h, look=not h.owns_descriptor)]
+            if waiting and traps:  # a quiet moment: is everyone left caught in the queue-feeder trap?
+                trapped = self._trapped(waiting)
+                if len(trapped) == len(waiting):
                     self._explain_trap(trapped)
                     break
-        return [*waiting.values(), *polled]
+        return waiting
+
+    def _exited(self, handle: Handle, *, look: bool = False) -> bool:
+        """Whether the process has exited (and is reaped): asked of the system once its exit
+        descriptor fired, or when `look`."""
+        if handle.process.exitcode is None and (look or handle.report.ended is not None):
+            self.note_end(handle)  # exitcode polls (and reaps) the child
+        return handle.process.exitcode is not None
 
     def _trapped(self, handles: list[Handle]) -> dict[int, tuple[Handle, list[str]]]:
         """The processes whose target is over but which cannot exit, each with the queues it
@@ -526,12 +520,12 @@ class Backend:
 
     def dump_stacks(self, handles: Iterable[Handle], reason: str) -> None:
         """Ask each running process for a dump of its threads' stacks (logged as
-        `process.stack` by the collector); waits for the dumps, within a bound."""
+        `process.stack` by the reader); waits for the dumps, within a bound."""
         asked = [h for h in handles if h.started is not None and h.report.stack_ready and h.process.exitcode is None]
         if not asked:
             return
         before = {id(h): h.report.stacks for h in asked}
-        self.collector.expect_dumps([h.report for h in asked], reason)
+        Reader.expect_dumps([h.report for h in asked], reason)
         for handle in asked:
             try:
                 os.kill(handle.process.pid, STACK_SIGNAL)  # not reaped yet (exitcode None): still its pid
@@ -541,8 +535,8 @@ class Backend:
         def answered() -> bool:
             return all(h.report.stacks > before[id(h)] or h.report.ended is not None for h in asked)
 
-        self.collector.wait_for(answered, STACK_TIMEOUT)
-        self.collector.expect_dumps([h.report for h in asked], None)  # a late dump is not this one
+        self.loop.wait(answered, STACK_TIMEOUT)
+        Reader.expect_dumps([h.report for h in asked], None)  # a late dump is not this one
 
     def terminate(self, handles: list[Handle], grace: float, *, as_planned: bool = True) -> list[str]:
         """SIGTERM each, SIGKILL those alive after the grace, then join; the names killed.
@@ -627,13 +621,13 @@ class Backend:
             except (ProcessLookupError, PermissionError):
                 pass
         if asked:
-            self.collector.wait_for(lambda: all(h.report.flushed or h.report.ended for h in asked), FLUSH_WAIT)
+            self.loop.wait(lambda: all(h.report.flushed or h.report.ended for h in asked), FLUSH_WAIT)
         return [h for h in handles if not (h.report.flushed or h.report.ended)]
 
     def note_end(self, handle: Handle) -> None:
         """Record when a process that has exited ended (a no-op while it runs)."""
         if handle.ended is None and handle.process.exitcode is not None:
-            # When it exited, as the collector saw it; else now, when we learnt of it.
+            # When it exited, as the reader saw it; else now, when we learnt of it.
             handle.ended = handle.report.ended or self.clock()
 
     def _put(self, step: Put) -> int:
@@ -644,26 +638,33 @@ class Backend:
             repeat = len(self.plan.replicas(step.per.text)) if step.per is not None else step.count
             items = [item for item in step.items for _ in range(repeat)]
         for item in items:
-            target.put(item)
+            # A bounded queue that is full, or a simple queue's full pipe, would block mprun,
+            # and with it the reading of the very processes that would make room.
+            self.loop.wait(partial(objects.put, target, item), None, every=SLICE)
         return len(items)
 
     def _get(self, step: Get) -> tuple[str, str]:
         source = self.objects[step.queue.text]
-        for got in range(step.count):
-            try:
-                item = source.get() if step.timeout is None else source.get(timeout=step.timeout)
-            except queue.Empty:
-                self.dump_stacks(self.receivers(step.queue.text), f"get from {step.queue.text} timed out")
-                return "timeout", f"{got} of {step.count} item(s) within {step.timeout} s"
-            self.log.info("queue.get", queue=step.queue.text, item=_short_repr(item))
-        return "ok", f"{step.count} item(s)"
+        got = 0
+
+        def taken() -> bool:
+            nonlocal got
+            while got < step.count:
+                found, item = objects.get(source)
+                if not found:
+                    return False
+                got += 1
+                self.log.info("queue.get", queue=step.queue.text, item=_short_repr(item))
+            return True
+
+        if self.loop.wait(taken, step.timeout, every=SLICE):
+            return "ok", f"{step.count} item(s)"
+        self.dump_stacks(self.receivers(step.queue.text), f"get from {step.queue.text} timed out")
+        return "timeout", f"{got} of {step.count} item(s) within {step.timeout} s"
 
     def _join_queue(self, step: JoinQueue) -> tuple[str, str]:
-        # JoinableQueue.join() takes no timeout: wait for it on a thread that may be left behind.
-        joiner = threading.Thread(target=self.objects[step.queue.text].join, daemon=True)
-        joiner.start()
-        joiner.join(step.timeout)
-        if not joiner.is_alive():
+        tasks = self.objects[step.queue.text]
+        if self.loop.wait(lambda: objects.all_done(tasks), step.timeout, every=SLICE):
             return "ok", ""
         detail = f"items of {step.queue.text} not all done within {step.timeout} s"
         receivers = self.receivers(step.queue.text)
@@ -703,8 +704,10 @@ class Backend:
     def close(self, drain_timeout: float = 2.0) -> None:
         """Read what the children left in their pipes, then release everything. Once every child
         has exited, a pipe still open is held by something it started; that is not waited for."""
-        self.collector.drain(drain_timeout)
-        self.collector.close()
+        self.loop.stop()
+        self.loop.wait(lambda: not self.reader.open, drain_timeout)
+        self.reader.close()
+        self.signals.uninstall()
         for handles in self.handles.values():
             for handle in handles:
                 if handle.owns_descriptor and handle.exit_descriptor is not None:

@@ -1,0 +1,139 @@
+"""The parent's one loop: every wait of a run goes through `Loop.wait`, which reads what the
+children send (output, events, exits, stack dumps) while it waits, and is where Ctrl-C, SIGTERM
+and the time limit take effect.
+
+One thread: mprun starts none of its own, so none runs while it forks (the deadlock the
+standard library warns of, and Python 3.12's DeprecationWarning). Signals only set a flag and
+wake the loop (`signal.set_wakeup_fd`); they stop the run at the next wait or between steps,
+never in the middle of a start or a write. Waits on what has no descriptor (an event, a
+JoinableQueue's unfinished tasks, a queue's lock) look again every SLICE seconds: that is how
+late a step may notice them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+from runner.errors import Terminated, TimeLimit
+
+SLICE = 0.005  # s between looks at what has no descriptor to wait on
+
+# What the loop stops for, in the main thread: Ctrl-C and SIGTERM. SIGALRM is not used: the
+# time limit is the loop's own deadline.
+STOPPING = (signal.SIGINT, signal.SIGTERM)
+
+
+class Signals:
+    """Ctrl-C and SIGTERM noted as they come, for the loop to act on. A handler that was not a
+    Python one (ignored, or the default) is left alone: `mprun &` from a script ignores Ctrl-C,
+    and so must its children. `previous` is what a fork child puts back (see child.py)."""
+
+    def __init__(self) -> None:
+        self.previous = {number: signal.getsignal(number) for number in STOPPING}
+        self.caught: list[int] = []
+        self._wake: tuple[int, int] | None = None
+        self._old_wake = -1
+
+    def __call__(self, number: int, frame: object) -> None:
+        self.caught.append(number)
+
+    def install(self) -> int | None:
+        """Take over the handlers; the descriptor that becomes readable when a signal comes
+        (None where signals cannot be handled: outside the main thread)."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        read, write = os.pipe()
+        os.set_blocking(read, False)
+        os.set_blocking(write, False)
+        self._wake = (read, write)
+        self._old_wake = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        for number, handler in self.previous.items():
+            if callable(handler):
+                signal.signal(number, self)
+        return read
+
+    def uninstall(self) -> None:
+        if self._wake is None:
+            return
+        for number, handler in self.previous.items():
+            if callable(handler):
+                signal.signal(number, handler)
+        signal.set_wakeup_fd(self._old_wake)
+        for descriptor in self._wake:
+            os.close(descriptor)
+        self._wake = None
+
+    def drain(self) -> None:
+        """Empty the wake-up pipe (what was written there is also in `caught`)."""
+        if self._wake is not None:
+            try:
+                while os.read(self._wake[0], 512):
+                    pass
+            except BlockingIOError:
+                pass
+
+    def raise_caught(self) -> None:
+        """Raise what the first signal not acted on yet asks: KeyboardInterrupt for Ctrl-C,
+        Terminated for SIGTERM."""
+        if not self.caught:
+            return
+        number = self.caught.pop(0)
+        self.caught.clear()
+        raise KeyboardInterrupt if number == signal.SIGINT else Terminated
+
+
+class Loop:
+    """Waits, reading the children meanwhile (`poll`), and stops the run when it must."""
+
+    def __init__(
+        self,
+        poll: Callable[[float | None], object],
+        signals: Signals,
+        time_limit: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.poll = poll
+        self.signals = signals
+        self.clock = clock
+        self.time_limit = time_limit
+        self.deadline = None if time_limit is None else clock() + time_limit
+        self.stopping = False  # the run is being stopped: nothing stops it again
+
+    def check(self) -> None:
+        """Stop the run here if a signal came or the time limit passed (raises)."""
+        if self.stopping:
+            return
+        self.signals.raise_caught()
+        if self.deadline is not None and self.clock() >= self.deadline:
+            assert self.time_limit is not None
+            raise TimeLimit(f"the run took longer than --timeout {self.time_limit:g} s")
+
+    def stop(self) -> None:
+        """From now on waits run to their end: the run is being stopped (bounded by grace)."""
+        self.stopping = True
+
+    def wait(self, done: Callable[[], bool], timeout: float | None, *, every: float | None = None) -> bool:
+        """Read the children until `done()`, or `timeout` seconds (None: no end); whether it
+        came. `done` is asked after each read, and at least every `every` seconds."""
+        deadline = None if timeout is None else self.clock() + timeout
+        while True:
+            self.check()
+            if done():
+                return True
+            now = self.clock()
+            if deadline is not None and now >= deadline:
+                return False
+            pause = every
+            for end in (deadline, None if self.stopping else self.deadline):
+                if end is not None:
+                    pause = end - now if pause is None else min(pause, end - now)
+            self.poll(None if pause is None else max(pause, 0.0))
+            self.signals.drain()
+
+    def sleep(self, seconds: float) -> None:
+        """As time.sleep, reading the children meanwhile."""
+        self.wait(lambda: False, seconds)

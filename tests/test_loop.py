@@ -1,0 +1,95 @@
+"""The parent's one loop: no thread of mprun's runs while it forks, and every wait reads the
+children meanwhile, so that none of them blocks on a full pipe while mprun waits for it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support import write
+from tests.test_run import METHODS, run_mprun
+
+pytestmark = pytest.mark.timeout(60)
+
+JOBS = """
+import os, sys, time
+
+def threads_of_parent():
+    print(len(os.listdir(f"/proc/{os.getppid()}/task")))
+
+def chatty_then_set(event, size):
+    for _ in range(size // 100):
+        print("x" * 99)
+    event.set()
+    time.sleep(30)
+
+def chatty_then_put(queue, size):
+    for _ in range(size // 100):
+        print("x" * 99)
+    queue.put("done")
+
+def slow_consumer(queue, count):
+    for _ in range(count):
+        item = queue.get()
+        print("got", item, "y" * 2000)
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    write(tmp_path, "jobs.py", JOBS)
+    return tmp_path
+
+
+def workflow(project: Path, body: str) -> Path:
+    return write(project, "w.yaml", "version: 1\n" + body)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])  # the parent of a forkserver child is the fork server
+def test_mprun_has_no_thread_of_its_own_while_it_starts_processes(project: Path, method: str) -> None:
+    path = workflow(project, "processes: {p: {target: jobs:threads_of_parent, replicas: 3}}\n")
+    log = run_mprun(path, project / "run.jsonl", "--start-method", method)
+    assert log.exitcode == 0, log.stderr
+    assert [r["line"] for r in log.events("process.output")] == ["1", "1", "1"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_wait_for_an_event_reads_what_the_process_prints_before_it_sets_it(project: Path, method: str) -> None:
+    path = workflow(
+        project,
+        "events: {e: {}}\n"
+        "processes: {p: {target: jobs:chatty_then_set, args: [$e, 1000000]}}\n"
+        "steps:\n  - start: p\n  - wait: {event: e, timeout: 30}\n  - terminate: p\n",
+    )
+    log = run_mprun(path, project / "run.jsonl", "--start-method", method)
+    assert log.exitcode == 0, log.stderr
+    assert len(log.lines("p")) == 10000
+    assert log.events("step.end", kind="wait")[0]["outcome"] == "ok"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_get_reads_what_the_process_prints_before_it_puts(project: Path, method: str) -> None:
+    path = workflow(
+        project,
+        "queues: {q: {}}\n"
+        "processes: {p: {target: jobs:chatty_then_put, args: [$q, 1000000]}}\n"
+        "steps:\n  - start: p\n  - get: {queue: q, timeout: 30}\n  - join: p\n",
+    )
+    log = run_mprun(path, project / "run.jsonl", "--start-method", method)
+    assert log.exitcode == 0, log.stderr
+    assert [r["item"] for r in log.events("queue.get")] == ["'done'"]
+
+
+@pytest.mark.parametrize("kind", ["{maxsize: 2}", "{kind: simple}"])
+def test_a_put_on_a_full_queue_waits_for_room_and_reads_meanwhile(project: Path, kind: str) -> None:
+    count = 200  # of 2 KB lines each: the consumer prints far more than a pipe holds
+    path = workflow(
+        project,
+        f"queues: {{q: {kind}}}\n"
+        f"processes: {{c: {{target: jobs:slow_consumer, args: [$q, {count}]}}}}\n"
+        f"steps:\n  - start: c\n  - put: {{queue: q, item: {'z' * 1000}, count: {count}}}\n  - join: c\n",
+    )
+    log = run_mprun(path, project / "run.jsonl")
+    assert log.exitcode == 0, log.stderr
+    assert len(log.lines("c")) == count
