@@ -14,8 +14,16 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     # `runner.run` without importing the runner's machinery into every child process.
-    if name in ("run", "RunResult", "ProcessOutcome", "InvalidWorkflow"):
+    if name == "run":
         from runner import execution
 
-        return getattr(execution, name)
+        return execution.run
+    if name in ("RunResult", "ProcessOutcome"):
+        from runner import outcome
+
+        return getattr(outcome, name)
+    if name == "InvalidWorkflow":
+        from runner import errors
+
+        return errors.InvalidWorkflow
     raise AttributeError(f"module 'runner' has no attribute {name!r}")

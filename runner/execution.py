@@ -12,103 +12,32 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+from runner import steps
 from runner.checker import CheckResult, check_document
 from runner.document import Document, load
 from runner.errors import (
-    FAILED,
-    INTERRUPTED,
-    OK,
-    TERMINATED,
     BuildFailed,
     InvalidWorkflow,
     Terminated,
     TimeLimit,
     UsageError,
 )
+from runner.outcome import Ended, RunResult, Stop, judge, verdict
 from runner.plan import Plan, make_plan
 from runner.problem import Problem
 from runner.workflow import Workflow, holds_plain_data
 
+if TYPE_CHECKING:
+    from runner.backends import Backend
+
 DEFAULT_GRACE = 5.0
 LOG_FOLDER = "mprun-logs"
-
-
-@dataclass(frozen=True)
-class ProcessOutcome:
-    """How one process ended, and whether that is what the workflow expected."""
-
-    name: str
-    key: str
-    replica: int
-    pid: int | None
-    exitcode: int | None
-    signal: str | None
-    duration_s: float | None
-    cpu_s: float | None
-    max_rss_kb: int | None
-    expected: bool
-    exception: str | None
-    returned: str | None
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """A finished run: its status, mprun's exit status, every process's outcome."""
-
-    status: str  # ok, failed or interrupted
-    exitcode: int
-    processes: tuple[ProcessOutcome, ...]
-    failures: tuple[str, ...]
-    log_file: Path
-    run_id: str
-
-
-def _signal_name(exitcode: int | None) -> str | None:
-    if exitcode is None or exitcode >= 0:
-        return None
-    try:
-        return signal.Signals(-exitcode).name
-    except ValueError:
-        return f"signal {-exitcode}"
-
-
-def _met(handle: Any) -> bool:
-    code: int | None = handle.process.exitcode
-    if code is None:
-        return False
-    expect = handle.planned.expect
-    if expect is None:
-        # As a person reads it: a process this run stopped was meant to end by SIGTERM.
-        return code == (-signal.SIGTERM if handle.terminated else 0)
-    return bool(code in expect.exitcodes or _signal_name(code) in {name.text for name in expect.signals})
-
-
-def _outcome(handle: Any) -> ProcessOutcome:
-    report = handle.report
-    duration = None
-    if handle.started is not None and handle.ended is not None:
-        duration = round(handle.ended - handle.started, 6)
-    return ProcessOutcome(
-        name=handle.name,
-        key=handle.planned.key,
-        replica=handle.planned.replica,
-        pid=handle.process.pid,
-        exitcode=handle.process.exitcode,
-        signal=_signal_name(handle.process.exitcode),
-        duration_s=duration,
-        cpu_s=round(report.usage.cpu_s, 6) if report.usage else None,
-        max_rss_kb=report.usage.max_rss_kb if report.usage else None,
-        expected=_met(handle),
-        exception=f"{report.raised.type}: {report.raised.message}" if report.raised else None,
-        returned=report.returned.repr if report.returned else None,
-    )
 
 
 def _imports(plan: Plan, document: Document) -> list[Problem]:
@@ -138,17 +67,10 @@ def _pythonpath(folders: list[Path]) -> Iterator[None]:
                 sys.path.remove(entry)
 
 
-@contextmanager
-def _start_method(method: str | None) -> Iterator[str]:
-    """The workflow's start method as multiprocessing's default, so that user Process
-    subclasses, which start with the default context, use it too."""
-    previous = multiprocessing.get_start_method(allow_none=True)
-    chosen = method or multiprocessing.get_context().get_start_method()
-    multiprocessing.set_start_method(chosen, force=True)
-    try:
-        yield chosen
-    finally:
-        multiprocessing.set_start_method(previous, force=True)
+def default_start_method() -> str:
+    """The platform's default start method, read without fixing it for the process (as
+    `multiprocessing.get_start_method()` would): the first of those it offers."""
+    return multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]
 
 
 @contextmanager
@@ -211,8 +133,8 @@ def run(
     `KeyboardInterrupt`, SIGTERM as `Terminated`) and the time limit stop every child before
     returning.
     """
+    from runner import backends
     from runner import log as logs
-    from runner.backends.multiprocessing.backend import Backend
 
     document, workflow = _checked(path)
     plan = make_plan(workflow)
@@ -228,7 +150,9 @@ def run(
             stream = open(target, "w", encoding="utf-8")
         except OSError as error:
             raise UsageError(f"cannot write the log file '{target}': {error.strerror}") from None
-        with stream, _start_method(start_method or plan.workflow.start_method) as method:
+        # A context of its own: the process's default start method stays as the caller left it.
+        method = start_method or plan.workflow.start_method or default_start_method()
+        with stream:
             log, output = logs.configure(
                 log_file=stream,
                 console=console or sys.stderr,
@@ -237,7 +161,8 @@ def run(
                 workflow=plan.workflow.name,
             )
             with _warnings_logged(log):
-                return _drive(plan, log, partial(Backend, output=output), method, target, run_id, timeout, grace)
+                make = partial(backends.load("multiprocessing"), output=output, method=method)
+                return _drive(plan, log, make, method, target, run_id, timeout, grace)
 
 
 @contextmanager
@@ -268,7 +193,7 @@ def _warnings_logged(log: Any) -> Iterator[None]:
 def _drive(
     plan: Plan,
     log: Any,
-    backend_class: Any,
+    make_backend: Callable[..., Backend],
     method: str,
     log_file: Path,
     run_id: str,
@@ -287,31 +212,26 @@ def _drive(
         processes=len(plan.processes),
     )
     began = time.monotonic()
-    backend = backend_class(plan, log, time_limit=timeout)
+    backend = make_backend(plan, log, time_limit=timeout)
     failures: list[str] = []
     step_failures = 0
-    status, exitcode = "ok", OK
+    stop: Stop | None = None
     try:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)  # noted by the run's loop from now on
         backend.build()
-        failures = backend.execute()
+        failures = steps.execute(plan, backend, log, time.monotonic)
         step_failures = len(failures)
         backend.finish(grace)
         backend.close()
-    except (TimeLimit, KeyboardInterrupt, BuildFailed) as stop:
+    except (TimeLimit, KeyboardInterrupt, BuildFailed) as error:
         # Stopping is bounded (SIGTERM, grace, SIGKILL); a second Ctrl-C must not cut it short
         # and leave children behind.
         backend.loop.stop()
-        if isinstance(stop, (TimeLimit, BuildFailed)):
-            status, exitcode, why = "failed", FAILED, str(stop)
-        elif isinstance(stop, Terminated):
-            status, exitcode, why = "interrupted", TERMINATED, "terminated (SIGTERM)"
-        else:
-            status, exitcode, why = "interrupted", INTERRUPTED, "interrupted (SIGINT)"
-        failures.append(why)
-        log.warning("run.stopping", reason=why)
-        if isinstance(stop, TimeLimit):  # where each child is, before stopping it
-            backend.dump_stacks(backend.running(), why)
+        stop = _stop(error)
+        failures.append(stop.reason)
+        log.warning("run.stopping", reason=stop.reason)
+        if isinstance(error, TimeLimit):  # where each child is, before stopping it
+            backend.dump_running(stop.reason)
         backend.stop_everything(grace)
         backend.close()
     except BaseException:
@@ -320,7 +240,16 @@ def _drive(
         backend.close()
         raise
     with _signals_ignored():  # the run is over: its last records must be written whole
-        return _report(log, backend, began, status, exitcode, failures, step_failures, log_file, run_id)
+        return _report(log, backend.endings(), began, stop, failures, step_failures, log_file, run_id)
+
+
+def _stop(error: BaseException) -> Stop:
+    """What stopped the run, from the exception that did."""
+    if isinstance(error, Terminated):
+        return Stop("terminated", "terminated (SIGTERM)")
+    if isinstance(error, KeyboardInterrupt):
+        return Stop("interrupted", "interrupted (SIGINT)")
+    return Stop("failed", str(error))
 
 
 def _own_peak_memory() -> int:
@@ -340,42 +269,29 @@ def _own_peak_memory() -> int:
 
 def _report(
     log: Any,
-    backend: Any,
+    endings: list[Ended],
     began: float,
-    status: str,
-    exitcode: int,
+    stop: Stop | None,
     failures: list[str],
     step_failures: int,
     log_file: Path,
     run_id: str,
 ) -> RunResult:
-    outcomes = []
-    for handles in backend.handles.values():
-        for handle in handles:
-            backend.note_end(handle)  # also for processes that ended by themselves, never joined
-            outcome = _outcome(handle)
-            outcomes.append(outcome)
-            if handle.started is not None:
-                method_ = log.info if outcome.expected else log.error
-                method_(
-                    "process.exit",
-                    process=outcome.name,
-                    pid=outcome.pid,
-                    exitcode=outcome.exitcode,
-                    signal=outcome.signal,
-                    duration_s=outcome.duration_s,
-                    cpu_s=outcome.cpu_s,
-                    max_rss_kb=outcome.max_rss_kb,
-                    expected=outcome.expected,
-                )
-    if status == "ok" and (failures or not all(outcome.expected for outcome in outcomes)):
-        status, exitcode = "failed", FAILED
-    counts = {
-        "processes": len(outcomes),
-        "expected": sum(outcome.expected for outcome in outcomes),
-        "unexpected": sum(not outcome.expected for outcome in outcomes),
-        "failed_steps": step_failures,
-    }
+    outcomes = tuple(judge(ended) for ended in endings)
+    for ended, outcome in zip(endings, outcomes, strict=True):
+        if ended.started is not None:
+            (log.info if outcome.expected else log.error)(
+                "process.exit",
+                process=outcome.name,
+                pid=outcome.pid,
+                exitcode=outcome.exitcode,
+                signal=outcome.signal,
+                duration_s=outcome.duration_s,
+                cpu_s=outcome.cpu_s,
+                max_rss_kb=outcome.max_rss_kb,
+                expected=outcome.expected,
+            )
+    status, exitcode = verdict(outcomes, tuple(failures), stop)
     log.info(
         "run.end",
         status=status,
@@ -383,6 +299,9 @@ def _report(
         duration_s=round(time.monotonic() - began, 6),
         failures=failures,
         max_rss_kb=_own_peak_memory(),
-        **counts,
+        processes=len(outcomes),
+        expected=sum(outcome.expected for outcome in outcomes),
+        unexpected=sum(not outcome.expected for outcome in outcomes),
+        failed_steps=step_failures,
     )
-    return RunResult(status, exitcode, tuple(outcomes), tuple(failures), log_file, run_id)
+    return RunResult(status, exitcode, outcomes, tuple(failures), log_file, run_id)

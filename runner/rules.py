@@ -17,20 +17,15 @@ from runner.document import Document
 from runner.problem import JsonPath, Problem, did_you_mean
 from runner.workflow import (
     KIND_WORDS,
-    QUEUE_KINDS,
     RESERVED_NAMES,
     SECTIONS,
-    ClearEvent,
     Get,
     Join,
-    JoinQueue,
     Name,
     Put,
     Reference,
-    SetEvent,
     Start,
     Terminate,
-    Wait,
     Workflow,
     placeholders,
     references,
@@ -174,26 +169,15 @@ def _expect_kind(
 def step_subjects(workflow: Workflow, document: Document) -> Iterator[Problem]:
     """Steps name things that exist and are of the right kind."""
     for step in workflow.steps:
-        if isinstance(step, (Start, Join, Terminate)):
-            for name in step.processes:
-                yield from _expect_kind(workflow, document, name, {"process"}, "a process", "unknown-process")
-        elif isinstance(step, (Put, Get)):
-            yield from _expect_kind(workflow, document, step.queue, QUEUE_KINDS, "a queue", "unknown-queue")
-            if isinstance(step, Put) and step.per is not None:
-                yield from _expect_kind(workflow, document, step.per, {"process"}, "a process", "unknown-process")
-            if isinstance(step, Get) and step.timeout is not None and _kind(workflow, step.queue) == "simple_queue":
-                yield document.problem(
-                    (*step.where, "timeout"),
-                    f"'{step.queue.text}' is a simple queue, whose "
-                    "get() cannot time out: drop the timeout or use a plain queue",
-                    "wrong-kind",
-                )
-        elif isinstance(step, JoinQueue):
-            yield from _expect_kind(
-                workflow, document, step.queue, {"joinable_queue"}, "a joinable queue", "unknown-queue"
+        for subject in step.subjects():
+            yield from _expect_kind(workflow, document, subject.name, subject.kinds, subject.word, subject.code)
+        if isinstance(step, Get) and step.timeout is not None and _kind(workflow, step.queue) == "simple_queue":
+            yield document.problem(
+                (*step.where, "timeout"),
+                f"'{step.queue.text}' is a simple queue, whose "
+                "get() cannot time out: drop the timeout or use a plain queue",
+                "wrong-kind",
             )
-        elif isinstance(step, (Wait, SetEvent, ClearEvent)):
-            yield from _expect_kind(workflow, document, step.event, {"event"}, "an event", "unknown-event")
 
 
 def _kind(workflow: Workflow, name: Name) -> str | None:

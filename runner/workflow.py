@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -222,12 +222,39 @@ def template_problem(template: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class Subject:
+    """What a step names, and what it must be: the kinds it may be, as messages call it, and
+    the problem code when no such thing exists."""
+
+    name: Name
+    kinds: frozenset[str]
+    word: str  # "a process"
+    code: str  # "unknown-process"
+
+
+def _processes(names: Iterable[Name]) -> tuple[Subject, ...]:
+    return tuple(Subject(name, frozenset({"process"}), "a process", "unknown-process") for name in names)
+
+
+def _queue(name: Name, kinds: frozenset[str] = QUEUE_KINDS, word: str = "a queue") -> tuple[Subject, ...]:
+    return (Subject(name, kinds, word, "unknown-queue"),)
+
+
+def _event(name: Name) -> tuple[Subject, ...]:
+    return (Subject(name, frozenset({"event"}), "an event", "unknown-event"),)
+
+
+@dataclass(frozen=True)
 class Start:
     """Start every replica of these processes, in order."""
 
     kind: ClassVar[str] = "start"
     processes: tuple[Name, ...]
     where: JsonPath
+
+    def subjects(self) -> tuple[Subject, ...]:
+        """What it names, to be checked (see rules.step_subjects)."""
+        return _processes(self.processes)
 
 
 @dataclass(frozen=True)
@@ -239,6 +266,10 @@ class Join:
     timeout: float | None
     where: JsonPath
 
+    def subjects(self) -> tuple[Subject, ...]:
+        """What it names, to be checked (see rules.step_subjects)."""
+        return _processes(self.processes)
+
 
 @dataclass(frozen=True)
 class Terminate:
@@ -248,6 +279,10 @@ class Terminate:
     processes: tuple[Name, ...]
     grace: float
     where: JsonPath
+
+    def subjects(self) -> tuple[Subject, ...]:
+        """What it names, to be checked (see rules.step_subjects)."""
+        return _processes(self.processes)
 
 
 @dataclass(frozen=True)
@@ -265,6 +300,10 @@ class Put:
     kwargs: Mapping[str, Any]
     where: JsonPath
 
+    def subjects(self) -> tuple[Subject, ...]:
+        """What it names, to be checked (see rules.step_subjects)."""
+        return _queue(self.queue) + (_processes([self.per]) if self.per is not None else ())
+
 
 @dataclass(frozen=True)
 class Get:
@@ -276,6 +315,10 @@ class Get:
     timeout: float | None
     where: JsonPath
 
+    def subjects(self) -> tuple[Subject, ...]:
+        """What it names, to be checked (see rules.step_subjects)."""
+        return _queue(self.queue)
+
 
 @dataclass(frozen=True)
 class JoinQueue:
@@ -285,6 +328,10 @@ class JoinQueue:
     queue: Name
     timeout: float | None
     where: JsonPath
+
+    def subjects(self) -> tuple[Subject, ...]:
+        """What it names, to be checked (see rules.step_subjects)."""
+        return _queue(self.queue, frozenset({"joinable_queue"}), "a joinable queue")
 
 
 @dataclass(frozen=True)
@@ -296,6 +343,10 @@ class Wait:
     timeout: float | None
     where: JsonPath
 
+    def subjects(self) -> tuple[Subject, ...]:
+        """What it names, to be checked (see rules.step_subjects)."""
+        return _event(self.event)
+
 
 @dataclass(frozen=True)
 class SetEvent:
@@ -304,6 +355,10 @@ class SetEvent:
     kind: ClassVar[str] = "set"
     event: Name
     where: JsonPath
+
+    def subjects(self) -> tuple[Subject, ...]:
+        """What it names, to be checked (see rules.step_subjects)."""
+        return _event(self.event)
 
 
 @dataclass(frozen=True)
@@ -314,6 +369,10 @@ class ClearEvent:
     event: Name
     where: JsonPath
 
+    def subjects(self) -> tuple[Subject, ...]:
+        """What it names, to be checked (see rules.step_subjects)."""
+        return _event(self.event)
+
 
 @dataclass(frozen=True)
 class Sleep:
@@ -322,6 +381,10 @@ class Sleep:
     kind: ClassVar[str] = "sleep"
     seconds: float
     where: JsonPath
+
+    def subjects(self) -> tuple[Subject, ...]:
+        """What it names, to be checked (see rules.step_subjects)."""
+        return ()
 
 
 Step = Start | Join | Terminate | Put | Get | JoinQueue | Wait | SetEvent | ClearEvent | Sleep

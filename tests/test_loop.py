@@ -3,10 +3,13 @@ children meanwhile, so that none of them blocks on a full pipe while mprun waits
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
 
+from runner.errors import Terminated, TimeLimit
+from runner.loop import Loop, Signals
 from tests.support import write
 from tests.test_run import METHODS, run_mprun
 
@@ -93,3 +96,47 @@ def test_a_put_on_a_full_queue_waits_for_room_and_reads_meanwhile(project: Path,
     log = run_mprun(path, project / "run.jsonl")
     assert log.exitcode == 0, log.stderr
     assert len(log.lines("c")) == count
+
+
+class FakeTime:
+    """A clock that moves only when the loop polls: the loop driven without processes."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.polls: list[float | None] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def poll(self, timeout: float | None) -> None:
+        self.polls.append(timeout)
+        self.now += timeout if timeout is not None else 1.0
+
+
+def test_a_wait_polls_until_done_or_its_timeout() -> None:
+    time = FakeTime()
+    loop = Loop(time.poll, Signals(), clock=time.clock)
+    assert loop.wait(lambda: time.now >= 0.3, 10, every=0.1)
+    assert not loop.wait(lambda: False, 1.0, every=0.4)
+    assert time.polls[-3:] == [0.4, 0.4, pytest.approx(0.2)]  # the last slice ends at the deadline
+
+
+def test_the_time_limit_stops_a_wait_at_the_deadline_and_not_while_stopping() -> None:
+    time = FakeTime()
+    loop = Loop(time.poll, Signals(), time_limit=5, clock=time.clock)
+    with pytest.raises(TimeLimit, match="--timeout 5 s"):
+        loop.wait(lambda: False, None)
+    assert time.now == 5
+    loop.stop()
+    assert not loop.wait(lambda: False, 2)  # a stop, bounded by its own grace, runs to its end
+
+
+@pytest.mark.parametrize(("number", "raised"), [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)])
+def test_a_signal_noted_stops_the_next_wait(number: int, raised: type[BaseException]) -> None:
+    time = FakeTime()
+    signals = Signals()
+    loop = Loop(time.poll, signals, clock=time.clock)
+    signals(number, None)  # as the handler is called
+    with pytest.raises(raised):
+        loop.wait(lambda: True, None)
+    assert loop.wait(lambda: True, None)  # acted on once

@@ -1,0 +1,84 @@
+"""Backends: what runs a plan's processes and shared objects. Each is a package of its own
+that provides the `Backend` protocol below, registered in BACKENDS by name; steps.py takes
+the steps through it and outcome.py judges the `Ended` records it hands over, whatever it is.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from runner.loop import Loop
+    from runner.outcome import Ended
+
+# name -> "module:class"; imported only when a run asks for it.
+BACKENDS = {"multiprocessing": "runner.backends.multiprocessing.backend:MultiprocessingBackend"}
+
+
+class Backend(Protocol):
+    """One run of a plan. Processes and objects are named as in the workflow: a process by its
+    `processes` key (all its replicas), an object by its name. Every wait goes through `loop`,
+    which reads what the processes send meanwhile and stops the run on a signal or the time
+    limit (by raising)."""
+
+    loop: Loop
+
+    def build(self) -> None:
+        """Make the shared objects and the process objects; raise BuildFailed if user code
+        (a Process subclass, a barrier's action) raises."""
+
+    def start(self, keys: Sequence[str]) -> None:
+        """Start every replica of these processes."""
+
+    def join(self, keys: Sequence[str], timeout: float | None) -> tuple[str, str]:
+        """Wait for these processes to end: ok, alive (still running after `timeout`, which
+        leaves them running) or stuck (they cannot exit), with a detail."""
+
+    def terminate(self, keys: Sequence[str], grace: float) -> list[str]:
+        """Stop these processes and what they started: SIGTERM, SIGKILL after `grace`; the names
+        of those that had to be killed."""
+
+    def put(self, queue: str, items: Sequence[Any]) -> None:
+        """Put each item on the queue, waiting for room."""
+
+    def get(self, queue: str, count: int, timeout: float | None, took: Callable[[Any], None]) -> int:
+        """Take up to `count` items off the queue, `took` called with each as it comes, each
+        within `timeout` of the last; how many it got."""
+
+    def join_queue(self, queue: str, timeout: float | None) -> str | None:
+        """Wait until every item of the joinable queue is marked done: None if it came, else
+        what is known of why not (in words, to follow the step's detail)."""
+
+    def wait_event(self, event: str, timeout: float | None) -> bool:
+        """Wait for the event to be set; whether it was within `timeout`."""
+
+    def set_event(self, event: str, value: bool) -> None:
+        """Set or clear the event."""
+
+    def dump_receivers(self, name: str, reason: str) -> None:
+        """Log the stacks of the running processes given this object."""
+
+    def dump_running(self, reason: str) -> None:
+        """Log the stacks of every running process."""
+
+    def finish(self, grace: float) -> None:
+        """The end of the steps: stop the daemons still running, wait for the others, stop what
+        was left running."""
+
+    def stop_everything(self, grace: float) -> None:
+        """Stop every process still running, and all they started."""
+
+    def close(self) -> None:
+        """Read what is left to read, and release everything."""
+
+    def endings(self) -> list[Ended]:
+        """What happened to each planned process."""
+
+
+def load(name: str) -> Callable[..., Backend]:
+    """The backend class registered as `name`."""
+    module, _, attribute = BACKENDS[name].partition(":")
+    found: Callable[..., Backend] = getattr(importlib.import_module(module), attribute)
+    return found

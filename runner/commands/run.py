@@ -7,11 +7,12 @@ from typing import TextIO
 
 from runner import execution
 from runner.errors import OK, USAGE, InvalidWorkflow
+from runner.outcome import RunResult
 from runner.plan import Plan, make_plan
 from runner.reporter import REPORTERS
 
 
-def _table(result: execution.RunResult) -> str:
+def _table(result: RunResult) -> str:
     rows = [("process", "pid", "exit", "signal", "duration", "expected")]
     for p in result.processes:
         rows.append(
@@ -32,7 +33,7 @@ def _table(result: execution.RunResult) -> str:
 
 def _describe(plan: Plan, start_method: str | None) -> str:
     workflow = plan.workflow
-    method = start_method or workflow.start_method or f"the platform's default ({_default_method()})"
+    method = start_method or workflow.start_method or f"the platform's default ({execution.default_start_method()})"
     lines = [f"workflow {workflow.name} ({workflow.path})", f"start method: {method}"]
     lines.append("shared objects:" if workflow.objects else "shared objects: none")
     lines += [
@@ -51,12 +52,6 @@ def _describe(plan: Plan, start_method: str | None) -> str:
         lines.append(f"  {index}. {step.kind}: {shown}")
     lines.append("then: stop the daemons still running, join the others")
     return "\n".join(lines) + "\n"
-
-
-def _default_method() -> str:
-    import multiprocessing
-
-    return multiprocessing.get_start_method()
 
 
 def _plain(value: object) -> str:

@@ -1,92 +1,46 @@
-"""The multiprocessing backend: build a plan's objects and processes, and take its steps.
+"""The multiprocessing backend: a plan's objects and processes on this machine's
+multiprocessing, and the primitives the steps are taken with (see backends.Backend).
 
-Every step behaves as the standard library call it names: a join with a timeout leaves the
-process running, terminate is SIGTERM then (after the grace) SIGKILL then join, a queue get or
-event wait with a timeout gives up. Only the outcome is logged, by this module; output and
+Every primitive behaves as the standard library call it stands for: a join with a timeout
+leaves the process running, terminate is SIGTERM then (after the grace) SIGKILL then join, a
+queue get or event wait with a timeout gives up. Only outcomes are logged here; output and
 events of the children are the reader's. Every wait goes through the run's one loop.
 """
 
 from __future__ import annotations
 
-import fcntl
 import multiprocessing
 import os
-import select
 import signal
-import struct
-import termios
+import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from multiprocessing.connection import Connection
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from runner import child
-from runner.backends.multiprocessing import objects, trees
+from runner.backends.multiprocessing import feeder_trap, objects, processes, trees
 from runner.backends.multiprocessing.cgroups import Cgroups, start_guard, stop_guard
-from runner.backends.multiprocessing.reader import Reader, Report
-from runner.child import (
-    BLOCKED_AT_START,
-    FLUSH_SIGNAL,
-    STACK_SIGNAL,
-    Trampoline,
-    resolve,
-    serve,
-    unbuffered,
-)
+from runner.backends.multiprocessing.processes import Handle, exit_descriptor
+from runner.backends.multiprocessing.reader import Reader
+from runner.child import BLOCKED_AT_START, FLUSH_SIGNAL, STACK_SIGNAL, Trampoline, unbuffered
 from runner.errors import BuildFailed
 from runner.loop import SLICE, STOPPING, Loop, Signals
-from runner.plan import Plan, PlannedProcess
-from runner.workflow import (
-    ClearEvent,
-    Get,
-    Join,
-    JoinQueue,
-    Put,
-    Reference,
-    SetEvent,
-    Sleep,
-    Start,
-    Step,
-    Terminate,
-    Wait,
-    references,
-)
+from runner.outcome import Ended
+from runner.plan import Plan
+from runner.workflow import references
 
-# Once its target is over a process exits at once, unless its queue feeder thread cannot
-# write: past this, mprun looks whether it is caught in the queue-feeder trap.
-TRAPPED_AFTER = 0.5
-POLL = 0.2  # s between those looks while a join waits
+if TYPE_CHECKING:
+    from runner.backends import Backend
+
+POLL = 0.2  # s between looks for the queue-feeder trap while a join waits
 STACK_TIMEOUT = 0.8  # s to wait for a child's dump of its stacks (a stopped process never answers)
 FLUSH_WAIT = 0.1  # s to wait for a child to answer a flush: one busy in C code gets SIGTERM after
-_F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 0)  # Linux; elsewhere pipes hold 64 KiB
-START_BATCH = 32  # processes started before any of them is logged and read (see Backend.start)
-_FED_KINDS = frozenset({"queue", "joinable_queue"})  # the kinds with a feeder thread
+START_BATCH = 32  # processes started before any of them is logged and read (see start)
 
 
-@dataclass
-class Handle:
-    """A planned process, its multiprocessing object, and what happened to it."""
-
-    planned: PlannedProcess
-    process: Any  # multiprocessing.Process, or the user's subclass of it
-    trampoline: Trampoline
-    started: float | None = None
-    ended: float | None = None
-    terminated: bool = False  # as planned: by a terminate step, or the final stop of daemons
-    overdue: bool = False  # a join's timeout passed: stopped at the end, not waited for without end
-    stuck: str | None = None  # why it cannot exit, once found out
-    report: Report = field(default_factory=Report)
-    exit_descriptor: int | None = None  # readable once it has exited (see exit_descriptor)
-    owns_descriptor: bool = False  # a pidfd of ours, closed at the end (else multiprocessing's sentinel)
-
-    @property
-    def name(self) -> str:
-        return str(self.process.name)
-
-
-class Backend:
+class MultiprocessingBackend:
     """One run of a plan on this machine's multiprocessing."""
 
     def __init__(
@@ -96,14 +50,15 @@ class Backend:
         output: Callable[[str, int, str, list[str]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         time_limit: float | None = None,
+        method: str | None = None,
     ) -> None:
         self.plan = plan
         self.log = log
         self.clock = clock
-        self.ctx = multiprocessing.get_context()
-        self.objects: dict[str, Any] = {}
+        self.ctx: Any = multiprocessing.get_context(method)  # typeshed: BaseContext, without Process
+        self.objects = objects.Objects(self.ctx)
         self.handles: dict[str, list[Handle]] = {}
-        self.manager: Any = None
+        # Forked before mprun has any thread (a queue's feeder starts with its first put).
         self.cgroups = Cgroups.create()
         self.guard: tuple[int, int] | None = None
         if self.cgroups is not None:
@@ -140,7 +95,7 @@ class Backend:
             forkserver.ensure_running()
         for shared in self.plan.workflow.objects.values():
             try:
-                self.objects[shared.name] = self._shared(shared.kind, shared.options)
+                self.objects.make(shared.name, shared.kind, shared.options)
             except Exception as error:
                 raise BuildFailed(f"making {shared.name} raised {type(error).__name__}: {error}") from error
         mp_log = self.plan.workflow.multiprocessing_log
@@ -148,177 +103,15 @@ class Backend:
         for planned in self.plan.processes:
             trampoline = Trampoline(None if planned.is_class else planned.target, mp_log, as_mprun)
             trampoline.cgroup = self.cgroups.make() if self.cgroups is not None else None
-            args = self._bind(planned.args)
-            kwargs = self._bind(dict(planned.kwargs))
-            if planned.is_class:
-                try:
-                    process = resolve(planned.target)(*args, **kwargs)
-                except Exception as error:
-                    raise BuildFailed(
-                        f"constructing {planned.label} ({planned.target}) raised {type(error).__name__}: {error}"
-                    ) from error
-                if planned.name is not None:
-                    process.name = planned.name
-                if planned.daemon is not None:  # else the class decides, as in its own __init__
-                    process.daemon = planned.daemon
-                process.run = trampoline  # run() runs the class's own run() after the set-up
-            else:
-                process = self.ctx.Process(
-                    target=trampoline, args=args, kwargs=kwargs, name=planned.name, daemon=bool(planned.daemon)
-                )
-                if planned.name is None:
-                    # multiprocessing.Process's own default ("Process-3"), not the context class's
-                    # ("ForkProcess-3"): what a script calling multiprocessing.Process() sees.
-                    process.name = "Process-" + ":".join(str(i) for i in process._identity)
-            self.handles.setdefault(planned.key, []).append(Handle(planned, process, trampoline))
+            handle = processes.make(planned, trampoline, self.objects)
+            self.handles.setdefault(planned.key, []).append(handle)
 
-    def _shared(self, kind: str, options: Mapping[str, Any]) -> Any:
-        ctx = self.ctx
-        if kind == "queue":
-            return ctx.Queue(options.get("maxsize", 0))
-        if kind == "joinable_queue":
-            return ctx.JoinableQueue(options.get("maxsize", 0))
-        if kind == "simple_queue":
-            return ctx.SimpleQueue()
-        if kind == "event":
-            event = ctx.Event()
-            if options.get("set"):
-                event.set()
-            return event
-        if kind == "lock":
-            return ctx.Lock()
-        if kind == "rlock":
-            return ctx.RLock()
-        if kind in ("semaphore", "bounded_semaphore"):
-            make = ctx.BoundedSemaphore if kind == "bounded_semaphore" else ctx.Semaphore
-            return make(options.get("value", 1))
-        if kind == "condition":
-            lock = options.get("lock")
-            return ctx.Condition(self.objects[lock] if lock else None)
-        if kind == "barrier":
-            action = options.get("action")
-            return ctx.Barrier(options["parties"], resolve(action) if action else None, options.get("timeout"))
-        if kind == "value":
-            typecode = options.get("type", "i")
-            return ctx.Value(typecode, _typed(typecode, options.get("value", 0)), lock=options.get("lock", True))
-        if kind == "array":
-            typecode = options.get("type", "i")
-            initial = [_typed(typecode, item) for item in options["items"]] if "items" in options else options["size"]
-            return ctx.Array(typecode, initial, lock=options.get("lock", True))
-        if kind == "pipe":
-            return ctx.Pipe(options.get("duplex", True))
-        manager = self._manager()
-        if kind == "dict":
-            return manager.dict(options.get("items") or {})
-        if kind == "list":
-            return manager.list(options.get("items") or [])
-        namespace = manager.Namespace()
-        for name, value in (options.get("attributes") or {}).items():
-            setattr(namespace, name, value)
-        return namespace
+    def _named(self, keys: Iterable[str]) -> list[Handle]:
+        return [handle for key in keys for handle in self.handles[key]]
 
-    def _manager(self) -> Any:
-        if self.manager is None:
-            from multiprocessing.managers import SyncManager
+    # -- processes --------------------------------------------------------------------------
 
-            # Its server process must not outlive mprun either.
-            self.manager = SyncManager(ctx=self.ctx)
-            previous = signal.pthread_sigmask(signal.SIG_BLOCK, BLOCKED_AT_START)  # as for a start
-            try:
-                self.manager.start(initializer=serve)
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-        return self.manager
-
-    def _bind(self, value: Any) -> Any:
-        """Arguments with each reference replaced by its object (or pipe end)."""
-        if isinstance(value, Reference):
-            found = self.objects[str(value.name)]
-            return found[value.end] if value.end is not None else found
-        if isinstance(value, tuple):
-            return tuple(self._bind(item) for item in value)
-        if isinstance(value, dict):
-            return {key: self._bind(item) for key, item in value.items()}
-        return value
-
-    # -- steps ------------------------------------------------------------------------------
-
-    def execute(self) -> list[str]:
-        """Take every step; returns the failures (timeouts, steps that could not be taken)."""
-        failures = []
-        for index, step in enumerate(self.plan.steps):
-            self.loop.check()  # a signal that came during the last step, which did not wait
-            subject = _subject(step)
-            self.log.info("step.start", step=index + 1, kind=step.kind, subject=subject)
-            began = self.clock()
-            try:
-                outcome, detail = self._take(step)
-            except BaseException as error:
-                if not isinstance(error, Exception):  # Ctrl-C, SIGTERM, the time limit: say so, go on up
-                    self.log.warning(
-                        "step.end",
-                        step=index + 1,
-                        kind=step.kind,
-                        subject=subject,
-                        outcome="interrupted",
-                        duration_s=round(self.clock() - began, 6),
-                        detail=None,
-                    )
-                    raise
-                # User code (a `put: from:` callable) raised, or multiprocessing refused (a start
-                # that cannot pickle its process, no file descriptors left): this step failed.
-                outcome, detail = "failed", f"{type(error).__name__}: {error}"
-                failures.append(f"step {index + 1} ({step.kind} {subject}): {detail}")
-            duration = round(self.clock() - began, 6)
-            method = self.log.warning if outcome in ("failed", "timeout", "stuck") else self.log.info
-            method(
-                "step.end",
-                step=index + 1,
-                kind=step.kind,
-                subject=subject,
-                outcome=outcome,
-                duration_s=duration,
-                detail=detail or None,
-            )
-            if outcome in ("timeout", "stuck"):
-                failures.append(f"step {index + 1} ({step.kind} {subject}) {outcome}: {detail}")
-        return failures
-
-    def _take(self, step: Step) -> tuple[str, str]:
-        if isinstance(step, Start):
-            self.start(self._handles(step.processes))
-            return "ok", ""
-        if isinstance(step, Join):
-            return self._join_step(self._handles(step.processes), step.timeout)
-        if isinstance(step, Terminate):
-            killed = self.terminate(self._handles(step.processes), step.grace)
-            return ("ok", "killed after the grace: " + ", ".join(killed)) if killed else ("ok", "")
-        if isinstance(step, Put):
-            return "ok", f"{self._put(step)} item(s)"
-        if isinstance(step, Get):
-            return self._get(step)
-        if isinstance(step, JoinQueue):
-            return self._join_queue(step)
-        if isinstance(step, Wait):
-            if self.loop.wait(self.objects[step.event.text].is_set, step.timeout, every=SLICE):
-                return "ok", ""
-            self.dump_stacks(self.receivers(step.event.text), f"waiting for event {step.event.text} timed out")
-            return "timeout", f"event {step.event.text} not set within {step.timeout} s"
-        if isinstance(step, SetEvent):
-            self.objects[step.event.text].set()
-            return "ok", ""
-        if isinstance(step, ClearEvent):
-            self.objects[step.event.text].clear()
-            return "ok", ""
-        if isinstance(step, Sleep):
-            self.loop.sleep(step.seconds)
-            return "ok", ""
-        raise ValueError(f"unknown step {step!r}")
-
-    def _handles(self, names: Iterable[Any]) -> list[Handle]:
-        return [handle for name in names for handle in self.handles[name.text]]
-
-    def start(self, handles: list[Handle]) -> None:
+    def start(self, keys: Sequence[str]) -> None:
         """Start these processes, each with fresh pipes for its output and events; then log and
         read each of them.
 
@@ -330,6 +123,7 @@ class Backend:
         is written. Batches, not all at once: the wait stays short, and so does the number of
         descriptors of children that ended but are not read yet.
         """
+        handles = self._named(keys)
         first = 0
         while first < len(handles):
             first += self._start_batch(handles[first : first + START_BATCH])
@@ -347,7 +141,8 @@ class Backend:
         try:
             for handle in handles:
                 tried += 1
-                self._launch(handle, reads)
+                processes.launch(handle, self.ctx, reads)
+                handle.started = self.clock()
                 if self.signals.caught or set(STOPPING) & signal.sigpending():
                     break  # the rest are not started
         finally:
@@ -371,26 +166,9 @@ class Backend:
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a pending one is noted now
         return tried
 
-    def _launch(self, handle: Handle, reads: dict[int, dict[str, Connection]]) -> None:
-        """Start one process. The read ends of its pipes go into `reads` first, and leave it only
-        if the process was not started: an interruption anywhere leaves them to be read."""
-        pipes = {name: self.ctx.Pipe(duplex=False) for name in ("stdout", "stderr", "events", "stack")}
-        handle.trampoline.attach(*(pipes[name][1] for name in ("events", "stdout", "stderr", "stack")))
-        reads[id(handle)] = {name: read for name, (read, _) in pipes.items()}
-        try:
-            handle.process.start()
-            handle.started = self.clock()
-        finally:
-            handle.trampoline.detach()
-            # The child has its copies; ours must go, or the pipes never reach end-of-file.
-            for _, write in pipes.values():
-                write.close()
-            if handle.process.pid is None:  # not started: nothing will write to the pipes
-                for connection in reads.pop(id(handle)).values():
-                    connection.close()
-
-    def _join_step(self, handles: list[Handle], timeout: float | None) -> tuple[str, str]:
-        alive = self.join(handles, timeout)
+    def join(self, keys: Sequence[str], timeout: float | None) -> tuple[str, str]:
+        """The join step (see backends.Backend.join)."""
+        alive = self.wait_for(self._named(keys), timeout)
         if not alive:
             return "ok", ""
         stuck = [h for h in alive if h.stuck]
@@ -408,7 +186,7 @@ class Backend:
             return "stuck", "; ".join(f"{h.name} {h.stuck}" for h in stuck)
         return "alive", "still running: " + ", ".join(h.name for h in alive)
 
-    def join(self, handles: list[Handle], timeout: float | None, *, traps: bool = True) -> list[Handle]:
+    def wait_for(self, handles: list[Handle], timeout: float | None, *, traps: bool = True) -> list[Handle]:
         """Join each process within one shared deadline; those still alive.
 
         Unlike `Process.join`, it does not wait for ever on processes that cannot exit because
@@ -450,41 +228,25 @@ class Backend:
             self.note_end(handle)  # exitcode polls (and reaps) the child
         return handle.process.exitcode is not None
 
-    def _trapped(self, handles: list[Handle]) -> dict[int, tuple[Handle, list[str]]]:
-        """The processes whose target is over but which cannot exit, each with the queues it
-        still feeds: items wait unread in the queue's pipe and no process that runs gets that
-        queue. Only mprun could read them, and it is waiting in a join: the deadlock the
-        multiprocessing docs warn of under "joining processes that use queues"."""
-        now = time.monotonic()
-        found = {}
-        blocked: dict[str, bool] = {}  # per queue, once per look: hundreds of processes may share one
-        for handle in handles:
-            finished = handle.report.finished
-            if finished is None or now - finished < TRAPPED_AFTER:
-                continue
-            for name in self._queues_of(handle):
-                if name not in blocked:
-                    blocked[name] = self._full(name) and not self._readers(name)
-            fed = [name for name in self._queues_of(handle) if blocked[name]]
-            if fed:
-                found[id(handle)] = (handle, fed)
-        return found
+    def _trapped(self, handles: list[Handle]) -> dict[str, tuple[Handle, list[str]]]:
+        """Those of these processes caught in the queue-feeder trap (see feeder_trap.py), each
+        with the queues it still feeds."""
+        by_name = {h.name: h for h in handles}
+        waited = [feeder_trap.Waited(h.name, h.report.finished, tuple(self._fed(h))) for h in handles]
+        suspects = feeder_trap.suspects(waited, time.monotonic())
+        queues = {name for one in suspects for name in one.queues}  # once per look: hundreds may share one
+        blocked = {name: self._pipe_full(name) and not self._readers(name) for name in queues}
+        return {name: (by_name[name], fed) for name, fed in feeder_trap.trapped(suspects, blocked).items()}
 
-    def _queues_of(self, handle: Handle) -> list[str]:
+    def _fed(self, handle: Handle) -> list[str]:
+        """The queues with a feeder thread this process was given."""
         named = {ref.name for ref in (*references(handle.planned.args), *references(handle.planned.kwargs))}
-        objects = self.plan.workflow.objects
-        return sorted(name for name in named if name is not None and objects[name].kind in _FED_KINDS)
+        shared = self.plan.workflow.objects
+        return sorted(name for name in named if name is not None and shared[name].kind in feeder_trap.FED_KINDS)
 
-    def _full(self, name: str) -> bool:
-        """Whether queue `name`'s pipe is (nearly) full: a feeder thread writing to it blocks.
-        A few unread bytes are no trap: the process may be slow to exit for other reasons."""
-        try:
-            descriptor = self.objects[name]._reader.fileno()
-            unread = struct.unpack("i", fcntl.ioctl(descriptor, termios.FIONREAD, b"\0\0\0\0"))[0]
-            size = fcntl.fcntl(descriptor, _F_GETPIPE_SZ) if _F_GETPIPE_SZ else 65536
-        except (AttributeError, OSError, ValueError):
-            return False
-        return bool(unread > size - select.PIPE_BUF)
+    def _pipe_full(self, name: str) -> bool:
+        reader = getattr(self.objects[name], "_reader", None)
+        return reader is not None and feeder_trap.pipe_full(reader.fileno())
 
     def _readers(self, name: str) -> list[Handle]:
         """The processes given queue `name` that run their target and are not overdue (those
@@ -495,18 +257,12 @@ class Backend:
             if h.started is not None and h.report.finished is None and h.process.exitcode is None and not h.overdue
         ]
 
-    def _explain_trap(self, trapped: dict[int, tuple[Handle, list[str]]]) -> None:
+    def _explain_trap(self, trapped: dict[str, tuple[Handle, list[str]]]) -> None:
         news = [(handle, fed) for handle, fed in trapped.values() if handle.stuck is None]
         for handle, fed in news:
-            queues = ", ".join(fed)
-            handle.stuck = f"cannot exit: items it put on {queues} are unread, and no running process gets {queues}"
+            handle.stuck = feeder_trap.reason(fed)
             self.log.warning(
-                "process.stuck",
-                process=handle.name,
-                pid=handle.process.pid,
-                reason=handle.stuck,
-                hint="its target is over, but multiprocessing's queue feeder thread makes a process wait at exit "
-                "until the items it put are read: get them before joining",
+                "process.stuck", process=handle.name, pid=handle.process.pid, reason=handle.stuck, hint=feeder_trap.HINT
             )
         self.dump_stacks([handle for handle, _ in news], "cannot exit")
 
@@ -517,6 +273,12 @@ class Backend:
     def running(self) -> list[Handle]:
         """The processes started and not known to have exited."""
         return [h for hs in self.handles.values() for h in hs if h.started is not None and h.process.exitcode is None]
+
+    def dump_receivers(self, name: str, reason: str) -> None:
+        self.dump_stacks(self.receivers(name), reason)
+
+    def dump_running(self, reason: str) -> None:
+        self.dump_stacks(self.running(), reason)
 
     def dump_stacks(self, handles: Iterable[Handle], reason: str) -> None:
         """Ask each running process for a dump of its threads' stacks (logged as
@@ -538,7 +300,11 @@ class Backend:
         self.loop.wait(answered, STACK_TIMEOUT)
         Reader.expect_dumps([h.report for h in asked], None)  # a late dump is not this one
 
-    def terminate(self, handles: list[Handle], grace: float, *, as_planned: bool = True) -> list[str]:
+    def terminate(self, keys: Sequence[str], grace: float) -> list[str]:
+        """The terminate step (see backends.Backend.terminate)."""
+        return self.stop(self._named(keys), grace)
+
+    def stop(self, handles: list[Handle], grace: float, *, as_planned: bool = True) -> list[str]:
         """SIGTERM each, SIGKILL those alive after the grace, then join; the names killed.
         `as_planned`: the workflow meant them to end this way (else it is a failure)."""
         running = [h for h in handles if h.started is not None and h.process.is_alive()]
@@ -550,7 +316,7 @@ class Backend:
             handle.process.terminate()
         deadline = self.clock() + grace
         descendants = trees.Stopping(below)
-        killed = self.join(running, grace, traps=False)
+        killed = self.wait_for(running, grace, traps=False)
         self.dump_stacks(killed, f"still running {grace:g} s after SIGTERM")
         for handle in killed:
             handle.process.kill()
@@ -584,15 +350,13 @@ class Backend:
     def _infrastructure(self) -> set[int]:
         """The helpers below mprun, which end when mprun is done with them: multiprocessing's
         resource tracker, fork server and manager server, and the cgroup guard."""
-        import sys
 
         found = set()
         if "multiprocessing.resource_tracker" in sys.modules:
             found.add(getattr(sys.modules["multiprocessing.resource_tracker"]._resource_tracker, "_pid", None))
         if "multiprocessing.forkserver" in sys.modules:
             found.add(getattr(sys.modules["multiprocessing.forkserver"]._forkserver, "_forkserver_pid", None))
-        if self.manager is not None:
-            found.add(self.manager._process.pid)
+        found.add(self.objects.manager_pid())
         if self.guard is not None:
             found.add(self.guard[0])
         return {pid for pid in found if pid is not None}
@@ -624,55 +388,82 @@ class Backend:
             self.loop.wait(lambda: all(h.report.flushed or h.report.ended for h in asked), FLUSH_WAIT)
         return [h for h in handles if not (h.report.flushed or h.report.ended)]
 
+    def endings(self) -> list[Ended]:
+        """What happened to each planned process, for judging (see outcome.py)."""
+        found = []
+        for handles in self.handles.values():
+            for handle in handles:
+                self.note_end(handle)  # also for processes that ended by themselves, never joined
+                report = handle.report
+                found.append(
+                    Ended(
+                        name=handle.name,
+                        key=handle.planned.key,
+                        replica=handle.planned.replica,
+                        expect=handle.planned.expect,
+                        pid=handle.process.pid,
+                        exitcode=handle.process.exitcode,
+                        started=handle.started,
+                        ended=handle.ended,
+                        stopped_as_planned=handle.terminated,
+                        cpu_s=report.usage.cpu_s if report.usage else None,
+                        max_rss_kb=report.usage.max_rss_kb if report.usage else None,
+                        exception=f"{report.raised.type}: {report.raised.message}" if report.raised else None,
+                        returned=report.returned.repr if report.returned else None,
+                    )
+                )
+        return found
+
     def note_end(self, handle: Handle) -> None:
         """Record when a process that has exited ended (a no-op while it runs)."""
         if handle.ended is None and handle.process.exitcode is not None:
             # When it exited, as the reader saw it; else now, when we learnt of it.
             handle.ended = handle.report.ended or self.clock()
 
-    def _put(self, step: Put) -> int:
-        target = self.objects[step.queue.text]
-        if step.source is not None:
-            items = list(resolve(step.source)(*step.args, **step.kwargs))
-        else:
-            repeat = len(self.plan.replicas(step.per.text)) if step.per is not None else step.count
-            items = [item for item in step.items for _ in range(repeat)]
+    # -- shared objects -----------------------------------------------------------------------
+
+    def put(self, queue: str, items: Sequence[Any]) -> None:
+        target = self.objects[queue]
         for item in items:
             # A bounded queue that is full, or a simple queue's full pipe, would block mprun,
             # and with it the reading of the very processes that would make room.
             self.loop.wait(partial(objects.put, target, item), None, every=SLICE)
-        return len(items)
 
-    def _get(self, step: Get) -> tuple[str, str]:
-        source = self.objects[step.queue.text]
+    def get(self, queue: str, count: int, timeout: float | None, took: Callable[[Any], None]) -> int:
+        source = self.objects[queue]
         got = 0
 
         def taken() -> bool:
             nonlocal got
-            while got < step.count:
+            while got < count:
                 found, item = objects.get(source)
                 if not found:
                     return False
                 got += 1
-                self.log.info("queue.get", queue=step.queue.text, item=_short_repr(item))
+                took(item)
             return True
 
-        if self.loop.wait(taken, step.timeout, every=SLICE):
-            return "ok", f"{step.count} item(s)"
-        self.dump_stacks(self.receivers(step.queue.text), f"get from {step.queue.text} timed out")
-        return "timeout", f"{got} of {step.count} item(s) within {step.timeout} s"
+        self.loop.wait(taken, timeout, every=SLICE)
+        return got
 
-    def _join_queue(self, step: JoinQueue) -> tuple[str, str]:
-        tasks = self.objects[step.queue.text]
-        if self.loop.wait(lambda: objects.all_done(tasks), step.timeout, every=SLICE):
-            return "ok", ""
-        detail = f"items of {step.queue.text} not all done within {step.timeout} s"
-        receivers = self.receivers(step.queue.text)
-        ended = [h for h in receivers if h.started is not None and h.process.exitcode is not None]
-        if ended:  # one that died holding an item never marks it done
-            detail += "; ended before: " + ", ".join(f"{h.name} (exit code {h.process.exitcode})" for h in ended)
-        self.dump_stacks(receivers, f"join_queue {step.queue.text} timed out")
-        return "timeout", detail
+    def join_queue(self, queue: str, timeout: float | None) -> str | None:
+        tasks = self.objects[queue]
+        if self.loop.wait(lambda: objects.all_done(tasks), timeout, every=SLICE):
+            return None
+        ended = [h for h in self.receivers(queue) if h.started is not None and h.process.exitcode is not None]
+        if not ended:
+            return ""
+        # One that died holding an item never marks it done.
+        return "; ended before: " + ", ".join(f"{h.name} (exit code {h.process.exitcode})" for h in ended)
+
+    def wait_event(self, event: str, timeout: float | None) -> bool:
+        return self.loop.wait(self.objects[event].is_set, timeout, every=SLICE)
+
+    def set_event(self, event: str, value: bool) -> None:
+        if value:
+            self.objects[event].set()
+        else:
+            self.objects[event].clear()
 
     # -- the end ----------------------------------------------------------------------------
 
@@ -681,24 +472,24 @@ class Backend:
         explicit steps the non-daemons are waited for first: that is what the workflow is for."""
         everyone = [handle for handles in self.handles.values() for handle in handles]
         if self.plan.default_steps:
-            self.join([h for h in everyone if not h.process.daemon], None)
+            self.wait_for([h for h in everyone if not h.process.daemon], None)
         daemons = [h for h in everyone if h.started is not None and h.process.daemon and h.process.is_alive()]
         if daemons:
             self.log.info("run.stop_daemons", names=[h.name for h in daemons])
-            self.terminate(daemons, grace)
+            self.stop(daemons, grace)
         # Processes whose join timed out, and those that cannot exit, are not waited for again.
-        self.join([h for h in everyone if not h.process.daemon and not h.overdue], None)
+        self.wait_for([h for h in everyone if not h.process.daemon and not h.overdue], None)
         left = [h for h in everyone if h.started is not None and not h.process.daemon and h.process.is_alive()]
         if left:
             self.log.warning("run.stop_overdue", names=[h.name for h in left])
-            self.terminate(left, grace, as_planned=False)
+            self.stop(left, grace, as_planned=False)
         self.stop_left_behind(grace)
 
     def stop_everything(self, grace: float) -> None:
         """SIGTERM every child still running and all they started, SIGKILL after the grace,
         join: nothing survives mprun."""
         everyone = [handle for handles in self.handles.values() for handle in handles]
-        self.terminate(everyone, grace)
+        self.stop(everyone, grace)
         self.stop_left_behind(grace)
 
     def close(self, drain_timeout: float = 2.0) -> None:
@@ -713,9 +504,7 @@ class Backend:
                 if handle.owns_descriptor and handle.exit_descriptor is not None:
                     os.close(handle.exit_descriptor)
                     handle.owns_descriptor = False
-        if self.manager is not None:
-            manager, self.manager = self.manager, None
-            manager.shutdown()
+        self.objects.close()
         if self.subreaper:
             trees.stop_being_subreaper()  # runner.run() may be called from a longer-lived program
             self.subreaper = False
@@ -727,35 +516,7 @@ class Backend:
             child.cgroup_guard = -1
 
 
-def exit_descriptor(process: Any) -> tuple[int, bool]:
-    """A descriptor that becomes readable when `process` itself exits, and whether it is ours
-    to close. A pidfd under fork and spawn: multiprocessing's sentinel there is a pipe whose
-    write end every process the child starts inherits, so it stays quiet while any of them
-    lives (a helper the target forked, a daemon). The fork server's sentinel is its own, and
-    tells the exit code; it is used where there are no pidfds too."""
-    if getattr(process._popen, "method", None) != "forkserver" and hasattr(os, "pidfd_open"):
-        try:
-            return os.pidfd_open(process.pid), True
-        except OSError:  # an old kernel, or a sandbox without it
-            pass
-    return process.sentinel, False
+if TYPE_CHECKING:
 
-
-def _typed(typecode: str, value: Any) -> Any:
-    return value.encode() if typecode == "c" and isinstance(value, str) else value
-
-
-def _short_repr(value: object, limit: int = 2000) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
-
-
-def _subject(step: Step) -> str:
-    for field_name in ("processes", "queue", "event"):
-        value = getattr(step, field_name, None)
-        if isinstance(value, tuple):
-            return ", ".join(name.text for name in value)
-        if value is not None:
-            return str(value.text)
-    seconds = getattr(step, "seconds", None)
-    return f"{seconds:g} s" if seconds is not None else ""
+    def _conforms(backend: MultiprocessingBackend) -> Backend:
+        return backend  # mypy holds the class to the protocol here

@@ -1,16 +1,130 @@
-"""What mprun itself does with the run's shared objects, without ever blocking: the loop asks
-again until it can (see loop.py), and reads the children meanwhile.
-
-Each answers at once whether it could; the standard library's own calls would block (a full
-bounded queue, a simple queue's full pipe, an empty queue, `JoinableQueue.join`).
+"""The run's shared objects on multiprocessing: each kind made in one place (MAKERS), and what
+mprun itself does with them without ever blocking (the loop asks again until it can, and reads
+the children meanwhile; the standard library's own calls would block on a full bounded queue,
+a simple queue's full pipe, an empty queue, `JoinableQueue.join`).
 """
 
 from __future__ import annotations
 
 import queue
 import select
+import signal
+from collections.abc import Callable, Mapping
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
+
+from runner.child import BLOCKED_AT_START, resolve, serve
+from runner.workflow import Reference
+
+
+class Objects:
+    """The shared objects of one run, by name, made with the run's context; the manager that
+    serves the dicts, lists and namespaces, started with the first of them."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self.made: dict[str, Any] = {}
+        self._manager: Any = None
+
+    def make(self, name: str, kind: str, options: Mapping[str, Any]) -> None:
+        self.made[name] = MAKERS[kind](self, options)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.made[name]
+
+    def bind(self, value: Any) -> Any:
+        """Arguments with each reference replaced by its object (or pipe end)."""
+        if isinstance(value, Reference):
+            found = self.made[str(value.name)]
+            return found[value.end] if value.end is not None else found
+        if isinstance(value, tuple):
+            return tuple(self.bind(item) for item in value)
+        if isinstance(value, dict):
+            return {key: self.bind(item) for key, item in value.items()}
+        return value
+
+    def manager(self) -> Any:
+        if self._manager is None:
+            from multiprocessing.managers import SyncManager
+
+            # Its server process must not outlive mprun either (child.serve guards it).
+            manager = SyncManager(ctx=self.ctx)
+            previous = signal.pthread_sigmask(signal.SIG_BLOCK, BLOCKED_AT_START)  # as for a start
+            try:
+                manager.start(initializer=serve)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+            self._manager = manager
+        return self._manager
+
+    def manager_pid(self) -> int | None:
+        return None if self._manager is None else int(self._manager._process.pid)
+
+    def close(self) -> None:
+        if self._manager is not None:
+            manager, self._manager = self._manager, None
+            manager.shutdown()
+
+
+def _typed(typecode: str, value: Any) -> Any:
+    return value.encode() if typecode == "c" and isinstance(value, str) else value
+
+
+def _event(objects: Objects, options: Mapping[str, Any]) -> Any:
+    event = objects.ctx.Event()
+    if options.get("set"):
+        event.set()
+    return event
+
+
+def _condition(objects: Objects, options: Mapping[str, Any]) -> Any:
+    lock = options.get("lock")
+    return objects.ctx.Condition(objects[lock] if lock else None)
+
+
+def _barrier(objects: Objects, options: Mapping[str, Any]) -> Any:
+    action = options.get("action")
+    return objects.ctx.Barrier(options["parties"], resolve(action) if action else None, options.get("timeout"))
+
+
+def _value(objects: Objects, options: Mapping[str, Any]) -> Any:
+    typecode = options.get("type", "i")
+    return objects.ctx.Value(typecode, _typed(typecode, options.get("value", 0)), lock=options.get("lock", True))
+
+
+def _array(objects: Objects, options: Mapping[str, Any]) -> Any:
+    typecode = options.get("type", "i")
+    initial = [_typed(typecode, item) for item in options["items"]] if "items" in options else options["size"]
+    return objects.ctx.Array(typecode, initial, lock=options.get("lock", True))
+
+
+def _namespace(objects: Objects, options: Mapping[str, Any]) -> Any:
+    namespace = objects.manager().Namespace()
+    for name, value in (options.get("attributes") or {}).items():
+        setattr(namespace, name, value)
+    return namespace
+
+
+# Every kind of shared object (workflow.py's kinds; a test holds the two equal), made from its
+# options as multiprocessing makes it.
+MAKERS: dict[str, Callable[[Objects, Mapping[str, Any]], Any]] = {
+    "queue": lambda objects, options: objects.ctx.Queue(options.get("maxsize", 0)),
+    "joinable_queue": lambda objects, options: objects.ctx.JoinableQueue(options.get("maxsize", 0)),
+    "simple_queue": lambda objects, options: objects.ctx.SimpleQueue(),
+    "event": _event,
+    "lock": lambda objects, options: objects.ctx.Lock(),
+    "rlock": lambda objects, options: objects.ctx.RLock(),
+    "semaphore": lambda objects, options: objects.ctx.Semaphore(options.get("value", 1)),
+    "bounded_semaphore": lambda objects, options: objects.ctx.BoundedSemaphore(options.get("value", 1)),
+    "condition": _condition,
+    "barrier": _barrier,
+    "value": _value,
+    "array": _array,
+    "pipe": lambda objects, options: objects.ctx.Pipe(options.get("duplex", True)),
+    "dict": lambda objects, options: objects.manager().dict(options.get("items") or {}),
+    "list": lambda objects, options: objects.manager().list(options.get("items") or []),
+    "namespace": _namespace,
+}
 
 
 def put(target: Any, item: Any) -> bool:

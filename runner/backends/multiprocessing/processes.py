@@ -1,0 +1,114 @@
+"""The run's processes on multiprocessing: each planned process made into a process object
+(a context's Process, or the user's subclass), started with pipes of its own, and watched
+until it exits.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from runner.backends.multiprocessing.objects import Objects
+from runner.backends.multiprocessing.reader import Report
+from runner.child import Trampoline, resolve
+from runner.errors import BuildFailed
+from runner.plan import PlannedProcess
+
+STREAMS = ("stdout", "stderr", "events", "stack")  # the pipes each child writes and mprun reads
+
+
+@dataclass
+class Handle:
+    """A planned process, its multiprocessing object, and what happened to it."""
+
+    planned: PlannedProcess
+    process: Any  # multiprocessing.Process, or the user's subclass of it
+    trampoline: Trampoline
+    started: float | None = None
+    ended: float | None = None
+    terminated: bool = False  # as planned: by a terminate step, or the final stop of daemons
+    overdue: bool = False  # a join's timeout passed: stopped at the end, not waited for without end
+    stuck: str | None = None  # why it cannot exit, once found out
+    report: Report = field(default_factory=Report)
+    exit_descriptor: int | None = None  # readable once it has exited (see exit_descriptor)
+    owns_descriptor: bool = False  # a pidfd of ours, closed at the end (else multiprocessing's sentinel)
+
+    @property
+    def name(self) -> str:
+        return str(self.process.name)
+
+
+def make(planned: PlannedProcess, trampoline: Trampoline, objects: Objects) -> Handle:
+    """The process object of a planned process, its references bound; raises BuildFailed when
+    the user's Process subclass cannot be made."""
+    args = objects.bind(planned.args)
+    kwargs = objects.bind(dict(planned.kwargs))
+    ctx = objects.ctx
+    if planned.is_class:
+        try:
+            process = resolve(planned.target)(*args, **kwargs)
+        except Exception as error:
+            raise BuildFailed(
+                f"constructing {planned.label} ({planned.target}) raised {type(error).__name__}: {error}"
+            ) from error
+        if planned.name is not None:
+            process.name = planned.name
+        if planned.daemon is not None:  # else the class decides, as in its own __init__
+            process.daemon = planned.daemon
+        process.run = trampoline  # run() runs the class's own run() after the set-up
+        _started_by(process, ctx)
+    else:
+        process = ctx.Process(
+            target=trampoline, args=args, kwargs=kwargs, name=planned.name, daemon=bool(planned.daemon)
+        )
+        if planned.name is None:
+            # multiprocessing.Process's own default ("Process-3"), not the context class's
+            # ("ForkProcess-3"): what a script calling multiprocessing.Process() sees.
+            process.name = "Process-" + ":".join(str(i) for i in process._identity)
+    return Handle(planned, process, trampoline)
+
+
+def _started_by(process: Any, ctx: Any) -> None:
+    """Make a user's `multiprocessing.Process` subclass start with the run's context, as the
+    context's own Process class does (its `_Popen`), and give its children that start method
+    as their default (`_start_method`, which `_bootstrap` forces): without setting the
+    process-wide default of mprun, or of a program that calls `runner.run()`."""
+    if getattr(process, "_start_method", None) is None:
+        process._Popen = ctx.Process._Popen
+        process._after_fork = ctx.Process._after_fork
+        process._start_method = ctx.Process._start_method
+
+
+def launch(handle: Handle, ctx: Any, reads: dict[int, dict[str, Connection]]) -> None:
+    """Start one process with fresh pipes. The read ends of its pipes go into `reads` first, and
+    leave it only if the process was not started: an interruption anywhere leaves them to be
+    read. Made just before the start, so that no other child inherits them."""
+    pipes = {name: ctx.Pipe(duplex=False) for name in STREAMS}
+    handle.trampoline.attach(*(pipes[name][1] for name in ("events", "stdout", "stderr", "stack")))
+    reads[id(handle)] = {name: read for name, (read, _) in pipes.items()}
+    try:
+        handle.process.start()
+    finally:
+        handle.trampoline.detach()
+        # The child has its copies; ours must go, or the pipes never reach end-of-file.
+        for _, write in pipes.values():
+            write.close()
+        if handle.process.pid is None:  # not started: nothing will write to the pipes
+            for connection in reads.pop(id(handle)).values():
+                connection.close()
+
+
+def exit_descriptor(process: Any) -> tuple[int, bool]:
+    """A descriptor that becomes readable when `process` itself exits, and whether it is ours
+    to close. A pidfd under fork and spawn: multiprocessing's sentinel there is a pipe whose
+    write end every process the child starts inherits, so it stays quiet while any of them
+    lives (a helper the target forked, a daemon). The fork server's sentinel is its own, and
+    tells the exit code; it is used where there are no pidfds too."""
+    if getattr(process._popen, "method", None) != "forkserver" and hasattr(os, "pidfd_open"):
+        try:
+            return os.pidfd_open(process.pid), True
+        except OSError:  # an old kernel, or a sandbox without it
+            pass
+    return process.sentinel, False
