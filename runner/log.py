@@ -29,7 +29,7 @@ def _console_line(event: EventDict) -> str | None:
     who = str(event.get("process") or "mprun")
     if name == "process.output":
         mark = "|" if event.get("stream") == "stdout" else "!"
-        return f"{who} {mark} {event.get('line', '')}"
+        return f"{who} {mark} {_as_shown(str(event.get('line', '')))}"
     if name == "process.log":
         return f"{who} | [{event.get('logger')}] {event.get('levelname')}: {event.get('message')}"
     if name == "process.exception":
@@ -47,7 +47,10 @@ def _console_line(event: EventDict) -> str | None:
         return f"mprun ! {event.get('category')}: {event.get('message')} ({event.get('file')}:{event.get('line')})"
     if name == "process.descendant":
         command = str(event.get("command"))
-        shown = command if len(command) <= CONSOLE_ITEM else command[:CONSOLE_ITEM] + "..."
+        if event.get("forked"):
+            shown = "a fork of it" if event.get("process") else "a fork of one of them"
+        else:
+            shown = command if len(command) <= CONSOLE_ITEM else command[:CONSOLE_ITEM] + "..."
         whose = "it left" if event.get("process") else "a process of the run left"
         return f"{who} - stopped what {whose} running, by {event.get('stopped_by')}: pid {event.get('pid')}, {shown}"
     if name == "process.stuck":
@@ -72,6 +75,12 @@ def _console_line(event: EventDict) -> str | None:
     if name.startswith("process.") or name.startswith("run."):
         return None
     return f"{who} - {name} {json.dumps({k: v for k, v in event.items() if k not in _BASE}, default=str)}"
+
+
+def _as_shown(line: str) -> str:
+    """What a terminal shows of a line with carriage returns: what follows the last one (the
+    console's own prefix would be overwritten otherwise)."""
+    return line.rsplit("\r", 1)[-1] if "\r" in line else line
 
 
 _BASE = frozenset({"event", "timestamp", "level", "run_id", "workflow", "process", "pid"})
@@ -176,7 +185,10 @@ class Output:
                 records = head + glue.join(map(encode_basestring_ascii, part)) + tail
                 self.file.write(records)
                 if console.stream is not None:
-                    console.write(records if console.as_json else prefix + ("\n" + prefix).join(part) + "\n")
+                    shown = records if console.as_json else prefix + ("\n" + prefix).join(part) + "\n"
+                    if not console.as_json and "\r" in shown:
+                        shown = prefix + ("\n" + prefix).join(map(_as_shown, part)) + "\n"
+                    console.write(shown)
 
 
 def configure(

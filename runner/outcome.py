@@ -74,10 +74,13 @@ def signal_name(exitcode: int | None) -> str | None:
     """The name of the signal that ended a process (`SIGTERM`), from its exit code."""
     if exitcode is None or exitcode >= 0:
         return None
+    number = -exitcode
     try:
-        return signal.Signals(-exitcode).name
+        return signal.Signals(number).name
     except ValueError:
-        return f"signal {-exitcode}"
+        if hasattr(signal, "SIGRTMIN") and signal.SIGRTMIN < number <= signal.SIGRTMAX:
+            return f"SIGRTMIN+{number - signal.SIGRTMIN}"
+        return f"signal {number}"
 
 
 def met(ended: Ended) -> bool:

@@ -70,6 +70,7 @@ def test_a_process_still_running_or_never_started_is_not_as_expected() -> None:
 def test_signal_names() -> None:
     assert [signal_name(code) for code in (None, 0, 3, -9, -15)] == [None, None, None, "SIGKILL", "SIGTERM"]
     assert signal_name(-200) == "signal 200"
+    assert signal_name(-(signal.SIGRTMIN + 2)) == "SIGRTMIN+2"
 
 
 def test_the_verdict() -> None:

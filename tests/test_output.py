@@ -43,6 +43,12 @@ def carriage_returns():
         print(f"\\r{percent}%", end="")
     print()
 
+def progress():
+    for step in (1, 2, 3):
+        sys.stdout.write(f"\\rstep {step}")
+        time.sleep(0.3)
+    print()
+
 def streams():
     print(sys.stdout.write_through, sys.stdout.line_buffering)
 
@@ -54,6 +60,14 @@ def handles_sigterm(path):
     signal.signal(signal.SIGTERM, handler)
     print("waiting")
     time.sleep(60)
+
+def fork_then_exec():
+    import os
+    if os.fork() == 0:  # keeps a copy of the stack pipe: mprun cannot tell the exec by it
+        time.sleep(30)
+        os._exit(0)
+    print("about to exec")
+    os.execv("/bin/sleep", ["sleep", "30"])
 
 def busy_in_c():
     print("busy")
@@ -81,8 +95,7 @@ def test_a_line_printed_without_flush_reaches_the_log_while_the_process_runs(pro
 
         def seen() -> bool:
             return log_file.exists() and any(
-                r["event"] == "process.output" and r["line"] == "first line, not flushed"
-                for r in whole_lines(log_file)
+                r["event"] == "process.output" and r["line"] == "first line, not flushed" for r in whole_lines(log_file)
             )
 
         assert wait_for(printed.exists, 20)
@@ -129,7 +142,24 @@ def test_a_process_s_lines_come_before_its_return_in_the_log(project: Path, meth
 def test_carriage_returns_are_kept_in_the_log_as_written(project: Path) -> None:
     log = run_mprun(workflow(project, "processes: {p: {target: jobs:carriage_returns}}\n"), project / "run.jsonl")
     assert log.exitcode == 0, log.stderr
-    assert log.lines("p") == ["\r10%\r50%\r100%"]
+    records = log.events("process.output", process="p")
+    # Maybe in pieces, as they came (each marked partial), continued by the last record.
+    assert "".join(r["line"] for r in records) == "\r10%\r50%\r100%"
+    assert all(r.get("partial") for r in records[:-1]) and not records[-1].get("partial")
+
+
+def test_a_progress_line_shows_each_update_as_it_is_written(project: Path) -> None:
+    log = run_mprun(workflow(project, "processes: {p: {target: jobs:progress}}\n"), project / "run.jsonl")
+    assert log.exitcode == 0, log.stderr
+    records = log.events("process.output", process="p")
+    assert [(r["line"], r.get("partial")) for r in records] == [
+        ("\rstep 1", True),
+        ("\rstep 2", True),
+        ("\rstep 3", True),
+        ("", None),
+    ]
+    shown = [line for line in log.stderr.splitlines() if line.startswith("p |")]
+    assert shown == ["p | step 1", "p | step 2", "p | step 3", "p | "]
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -182,3 +212,15 @@ def test_a_process_busy_in_c_code_still_ends_by_sigterm_at_once(project: Path) -
     [terminated] = log.events("step.end", kind="terminate")
     assert terminated["duration_s"] < 2
     assert log.lines("p") == ["busy"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_process_that_exec_d_another_program_still_ends_by_sigterm(project: Path, method: str) -> None:
+    path = workflow(
+        project,
+        "processes: {p: {target: jobs:fork_then_exec}}\n"
+        "steps:\n  - start: p\n  - sleep: 1\n  - join: {process: p, timeout: 0.5}\n  - terminate: p\n",
+    )
+    log = run_mprun(path, project / "run.jsonl", "--start-method", method)
+    assert log.exits()["p"]["exitcode"] == -signal.SIGTERM, log.stderr  # not mprun's own signals'
+    assert log.lines("p") == ["about to exec"]

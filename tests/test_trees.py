@@ -5,14 +5,17 @@ in a new session, a Pool) under every start method, judged by pids and the JSON 
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from runner.backends.multiprocessing.cgroups import Cgroups
-from tests.support import alive, kill_all, pids_in, start_mprun, wait_for, whole_lines, write
+from tests.support import ROOT, alive, kill_all, pids_in, start_mprun, user_env, wait_for, whole_lines, write
 from tests.test_run import METHODS, run_mprun
 
 pytestmark = pytest.mark.timeout(90)
@@ -197,4 +200,29 @@ def test_a_pool_started_inside_a_process_dies_with_a_killed_mprun(
     finally:
         mprun.kill()
         mprun.wait()
+        kill_all(pids_in(pids))
+
+
+def test_runner_run_leaves_the_calling_program_s_own_children_and_subreaper_alone(project: Path) -> None:
+    pids = project / "pids"
+    path = workflow(project, f"processes: {{p: {{target: jobs:helper, args: ['{pids}']}}}}\n")
+    host = f"""
+import ctypes, json, subprocess, sys
+sys.path.insert(0, {str(ROOT)!r})
+import runner
+prctl = ctypes.CDLL(None).prctl
+prctl(36, 1, 0, 0, 0)  # the host is a child subreaper of its own
+mine = subprocess.Popen(["sleep", "30"])
+result = runner.run({str(path)!r}, log_file={str(project / "run.jsonl")!r})
+flag = ctypes.c_int(0)
+prctl(37, ctypes.byref(flag), 0, 0, 0)
+print(json.dumps([result.exitcode, mine.poll(), flag.value]))
+mine.kill()
+"""
+    try:
+        done = subprocess.run([sys.executable, "-c", host], capture_output=True, text=True, timeout=60, env=user_env())
+        assert json.loads(done.stdout.splitlines()[-1]) == [0, None, 1], done.stderr
+        reported = [r for r in whole_lines(project / "run.jsonl") if r["event"] == "process.descendant"]
+        assert [r["pid"] for r in reported] == pids_in(pids)  # the helper, not the host's sleep
+    finally:
         kill_all(pids_in(pids))

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from runner import child
 from runner.backends.multiprocessing import feeder_trap, objects, processes, trees
@@ -58,6 +58,8 @@ class MultiprocessingBackend:
         self.ctx: Any = multiprocessing.get_context(method)  # typeshed: BaseContext, without Process
         self.objects = objects.Objects(self.ctx)
         self.handles: dict[str, list[Handle]] = {}
+        # A program calling runner.run() may have children of its own: not the run's to stop.
+        self.others = set(trees.children(os.getpid()))
         # Forked before mprun has any thread (a queue's feeder starts with its first put).
         self.cgroups = Cgroups.create()
         self.guard: tuple[int, int] | None = None
@@ -77,7 +79,7 @@ class MultiprocessingBackend:
     def build(self) -> None:
         """Create the shared objects, then every process object, in file order."""
         # Orphans below mprun come back to it, to be found and stopped at the end (trees.py).
-        self.subreaper = trees.become_subreaper()
+        self.subreaper = not trees.is_subreaper() and trees.become_subreaper()
         method = self.ctx.get_start_method()
         if method in ("spawn", "forkserver"):
             # Started now, not inside the first (signal-blocked) start: the resource tracker
@@ -283,7 +285,14 @@ class MultiprocessingBackend:
     def dump_stacks(self, handles: Iterable[Handle], reason: str) -> None:
         """Ask each running process for a dump of its threads' stacks (logged as
         `process.stack` by the reader); waits for the dumps, within a bound."""
-        asked = [h for h in handles if h.started is not None and h.report.stack_ready and h.process.exitcode is None]
+        asked = [
+            h
+            for h in handles
+            if h.started is not None
+            and h.report.stack_ready
+            and h.process.exitcode is None
+            and processes.catches(h.process.pid, STACK_SIGNAL)
+        ]
         if not asked:
             return
         before = {id(h): h.report.stacks for h in asked}
@@ -340,7 +349,8 @@ class MultiprocessingBackend:
         everyone = [h for hs in self.handles.values() for h in hs if h.process.pid is not None]
         ours = self._infrastructure() | {h.process.pid for h in everyone}
         owners = {pid: h for h in everyone if h.trampoline.cgroup for pid in self._descendants(h)}
-        left = list(dict.fromkeys([*trees.descendants(os.getpid(), skip=ours), *owners]))
+        below = trees.descendants(os.getpid(), skip=ours, prune=self.others)
+        left = list(dict.fromkeys([*below, *owners]))
         for pid in left:
             if not trees.alive(pid):
                 trees.reap(pid)  # an orphan that ended by itself: not left as a zombie
@@ -362,6 +372,7 @@ class MultiprocessingBackend:
         return {pid for pid in found if pid is not None}
 
     def _report_descendants(self, stopped: list[trees.Stopped], owners: Mapping[int, Handle]) -> None:
+        own = trees.command_line(os.getpid())
         for one in stopped:
             owner = owners.get(one.pid)
             self.log.warning(
@@ -369,6 +380,9 @@ class MultiprocessingBackend:
                 process=owner.name if owner else None,
                 pid=one.pid,
                 command=one.command,
+                # Forked without an exec, it still shows mprun's command line (or a spawned
+                # interpreter's): say so rather than show that.
+                forked=one.command == own or "from multiprocessing." in one.command,
                 stopped_by=one.stopped_by,
                 exitcode=one.exitcode,
             )
@@ -378,10 +392,13 @@ class MultiprocessingBackend:
         child.FLUSH_SIGNAL); those that did not answer within FLUSH_WAIT, which still need
         the SIGTERM. Only processes that can take the signal are asked: not one still
         starting, nor one that exec'd another program."""
-        asked = [h for h in handles if FLUSH_SIGNAL is not None and h.report.stack_ready]
+        signal_number = FLUSH_SIGNAL
+        if signal_number is None:
+            return handles
+        asked = [h for h in handles if h.report.stack_ready and processes.catches(h.process.pid, signal_number)]
         for handle in asked:
             try:
-                os.kill(handle.process.pid, cast(int, FLUSH_SIGNAL))  # not reaped yet: still its pid
+                os.kill(handle.process.pid, signal_number)  # not reaped yet: still its pid
             except (ProcessLookupError, PermissionError):
                 pass
         if asked:
@@ -505,8 +522,8 @@ class MultiprocessingBackend:
                     os.close(handle.exit_descriptor)
                     handle.owns_descriptor = False
         self.objects.close()
-        if self.subreaper:
-            trees.stop_being_subreaper()  # runner.run() may be called from a longer-lived program
+        if self.subreaper:  # made one for the run (a program calling runner.run() may go on)
+            trees.stop_being_subreaper()
             self.subreaper = False
         if self.cgroups is not None:
             self.cgroups.close()

@@ -112,3 +112,17 @@ def exit_descriptor(process: Any) -> tuple[int, bool]:
         except OSError:  # an old kernel, or a sandbox without it
             pass
     return process.sentinel, False
+
+
+def catches(pid: int, number: int) -> bool:
+    """Whether process `pid` has a handler for signal `number` now (Linux's SigCgt). A child
+    that exec'd another program has none any more, even while a process it forked keeps its
+    stack pipe open: mprun's own signals would kill it. True where /proc cannot tell."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (number - 1) & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return True

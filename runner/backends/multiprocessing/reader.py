@@ -221,10 +221,18 @@ class Reader:
         cut = chunk.rfind(b"\n")  # in the new bytes only: a long line is not searched again
         if cut < 0:
             stream.partial += chunk
-            return
-        complete = stream.partial + chunk[:cut] if stream.partial else chunk[:cut]
-        stream.partial = chunk[cut + 1 :]
-        self._output(stream, complete)
+        else:
+            complete = stream.partial + chunk[:cut] if stream.partial else chunk[:cut]
+            stream.partial = chunk[cut + 1 :]
+            self._output(stream, complete)
+        if b"\r" in chunk[cut + 1 :]:
+            # A progress line (each update starts with a carriage return, and no newline comes
+            # until the end): shown as it is written, as a record marked partial, which the
+            # next record of the stream continues.
+            text, stream.partial = stream.partial.decode(errors="replace"), b""
+            self.log.info(
+                "process.output", process=stream.process, pid=stream.pid, stream=stream.name, line=text, partial=True
+            )
 
     def _output(self, stream: _Stream, lines: bytes) -> None:
         # Decoded together: a newline never falls inside a UTF-8 character, so each line

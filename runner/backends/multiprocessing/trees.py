@@ -20,7 +20,7 @@ from typing import cast
 
 from runner.child import _PRCTL
 
-_PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_CHILD_SUBREAPER, _PR_GET_CHILD_SUBREAPER = 36, 37
 POLL = 0.01  # s between looks at processes without a pidfd
 
 
@@ -29,6 +29,16 @@ def become_subreaper() -> bool:
     if _PRCTL is None:
         return False
     return bool(_PRCTL(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+
+
+def is_subreaper() -> bool:
+    """Whether this process already is one (a program calling `runner.run()` may be)."""
+    if _PRCTL is None:
+        return False
+    import ctypes
+
+    flag = ctypes.c_int(0)
+    return bool(_PRCTL(_PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) == 0 and flag.value)
 
 
 def stop_being_subreaper() -> None:
@@ -80,13 +90,15 @@ def alive(pid: int) -> bool:
     return fields is not None and fields[0] not in ("Z", "X")
 
 
-def descendants(pid: int, skip: Iterable[int] = ()) -> list[int]:
+def descendants(pid: int, skip: Iterable[int] = (), prune: Iterable[int] = ()) -> list[int]:
     """Every process below `pid`, parents before their children; not those in `skip`, whose
-    own children are still searched."""
-    skipped = set(skip)
+    own children are still searched, nor those in `prune` and what is below them."""
+    skipped, pruned = set(skip), set(prune)
     found, todo = [], [pid]
     while todo:
         for child in children(todo.pop()):
+            if child in pruned:
+                continue
             if child not in skipped:
                 found.append(child)
             todo.append(child)
