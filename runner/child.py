@@ -118,8 +118,9 @@ def guard() -> None:
     if closed.poll(0):
         os._exit(1)
     if armed:
-        global _watched
+        global _watched, _watched_file
         _watched = sentinel
+        _watched_file = _identity(sentinel)
         os.register_at_fork(after_in_child=_arm_in_fork)
         return
 
@@ -145,6 +146,10 @@ def _own_signals() -> None:
     (mprun blocks them across a start)."""
     for number in INHERITED_SIGNALS:
         signal.signal(number, signal.SIG_DFL)
+    import warnings  # imported by every interpreter at start: costs nothing
+
+    # Under fork, mprun's own way of showing warnings (its log) came along.
+    warnings.showwarning = getattr(warnings.showwarning, "previous", warnings.showwarning)
     noted = getattr(signal.getsignal(signal.SIGINT), "previous", None)
     if noted is not None:  # Ctrl-C as mprun had it
         signal.signal(signal.SIGINT, noted[signal.SIGINT] or signal.SIG_DFL)
@@ -154,6 +159,17 @@ def _own_signals() -> None:
 
 cgroup_guard = -1  # in mprun, the descriptor its cgroup guard waits on (cgroups.start_guard)
 _watched = -1  # the parent sentinel this process is armed on
+_watched_file: tuple[int, int] | None = None  # which pipe that is (user code may close the number)
+
+
+def _identity(descriptor: int) -> tuple[int, int] | None:
+    import stat
+
+    try:
+        found = os.fstat(descriptor)
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino) if stat.S_ISFIFO(found.st_mode) else None
 
 
 def _arm_in_fork() -> None:
@@ -164,8 +180,8 @@ def _arm_in_fork() -> None:
     covered, nor a process that closes every descriptor it has."""
     global _watched
     setsig = _F_SETSIG
-    if setsig is None:
-        return
+    if setsig is None or _watched_file is None or _identity(_watched) != _watched_file:
+        return  # closed, or the number now stands for another file
     try:
         watched = os.open(f"/proc/self/fd/{_watched}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
@@ -287,6 +303,8 @@ class Trampoline:
         # Under the handler's lock: a thread logging at the same time must not interleave its
         # bytes with ours (a message over 16 KB is two writes).
         handler = getattr(self, "handler", None)
+        if handler is not None and handler.pid != os.getpid():
+            return  # a process the target forked, returning through it: not this process's news
         try:
             if self.events is not None and handler is not None:
                 with handler.lock:

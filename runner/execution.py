@@ -28,6 +28,7 @@ from runner.errors import (
     TimeLimit,
     UsageError,
 )
+from runner.loop import STOPPING, Signals
 from runner.outcome import Ended, RunResult, Stop, judge, verdict
 from runner.plan import Plan, make_plan
 from runner.problem import Problem
@@ -73,16 +74,6 @@ def default_start_method() -> str:
     return multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]
 
 
-@contextmanager
-def _signals_ignored() -> Iterator[None]:
-    previous = {number: signal.signal(number, signal.SIG_IGN) for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-
-
 def _checked(path: str | Path, *, imports: bool = False) -> tuple[Document, Workflow]:
     """As `mprun check` does; a run imports the targets itself, so by default without probes."""
     document, problems = load(path, plain_data=holds_plain_data)
@@ -100,7 +91,7 @@ def check_only(path: str | Path, *, imports: bool = True) -> Workflow:
 
 
 def _raise_open_file_limit() -> None:
-    """Each child costs mprun five descriptors (four pipes and its sentinel): allow as many as
+    """Each child costs mprun five or six descriptors (four pipes, its sentinel, its pidfd): allow as many as
     the system lets this process have."""
     import resource
 
@@ -183,6 +174,7 @@ def _warnings_logged(log: Any) -> Iterator[None]:
         log.warning("run.warning", category=category.__name__, message=str(message), file=filename, line=lineno)
 
     previous = warnings.showwarning
+    record.previous = previous  # type: ignore[attr-defined]  # what a fork child puts back (child.py)
     warnings.showwarning = record
     try:
         yield
@@ -200,47 +192,59 @@ def _drive(
     timeout: float | None,
     grace: float,
 ) -> RunResult:
-    # Held back until the try below, so that even a Ctrl-C that comes now ends with run.end.
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    log.info(
-        "run.start",
-        path=plan.workflow.path,
-        start_method=method,
-        python=sys.version.split()[0],
-        pid=os.getpid(),
-        log_file=str(log_file),
-        processes=len(plan.processes),
-    )
-    began = time.monotonic()
-    backend = make_backend(plan, log, time_limit=timeout)
-    failures: list[str] = []
-    step_failures = 0
-    stop: Stop | None = None
+    # Noted by the run's loop from the first record to the last (then ignored, once the run is
+    # being stopped or is over), and blocked until the handlers are in place.
+    signals = Signals()
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOPPING)
+    signals.install()
     try:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # noted by the run's loop from now on
+        log.info(
+            "run.start",
+            path=plan.workflow.path,
+            start_method=method,
+            python=sys.version.split()[0],
+            pid=os.getpid(),
+            log_file=str(log_file),
+            processes=len(plan.processes),
+        )
+        began = time.monotonic()
+        backend = make_backend(plan, log, time_limit=timeout, signals=signals)
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        failures, step_failures, stop = _take(plan, backend, log, grace)
+        backend.loop.stop()  # the run is over: its last records are written whole
+        return _report(log, backend.endings(), began, stop, failures, step_failures, log_file, run_id)
+    finally:
+        signals.uninstall()
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def _take(plan: Plan, backend: Backend, log: Any, grace: float) -> tuple[list[str], int, Stop | None]:
+    """Build, take the steps, end the run; or stop it on a signal, the time limit or a build
+    that failed: the failures in words, how many of them were steps', and the stop."""
+    failures: list[str] = []
+    try:
         backend.build()
         failures = steps.execute(plan, backend, log, time.monotonic)
         step_failures = len(failures)
         backend.finish(grace)
         backend.close()
+        return failures, step_failures, None
     except (TimeLimit, KeyboardInterrupt, BuildFailed) as error:
         # Stopping is bounded (SIGTERM, grace, SIGKILL); a second Ctrl-C must not cut it short
         # and leave children behind.
         backend.loop.stop()
         stop = _stop(error)
-        failures.append(stop.reason)
         log.warning("run.stopping", reason=stop.reason)
         if isinstance(error, TimeLimit):  # where each child is, before stopping it
             backend.dump_running(stop.reason)
         backend.stop_everything(grace)
         backend.close()
+        return [*failures, stop.reason], len(failures), stop
     except BaseException:
         backend.loop.stop()
         backend.stop_everything(grace)
         backend.close()
         raise
-    with _signals_ignored():  # the run is over: its last records must be written whole
-        return _report(log, backend.endings(), began, stop, failures, step_failures, log_file, run_id)
 
 
 def _stop(error: BaseException) -> Stop:

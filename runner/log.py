@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import threading
 from collections.abc import MutableMapping
 from json.encoder import encode_basestring_ascii
 from typing import Any, TextIO
@@ -89,22 +88,20 @@ _BASE = frozenset({"event", "timestamp", "level", "run_id", "workflow", "process
 class _Console:
     """A structlog processor that also shows each event on the console, then passes it on."""
 
-    def __init__(self, stream: TextIO, as_json: bool, lock: threading.Lock) -> None:
+    def __init__(self, stream: TextIO, as_json: bool) -> None:
         self.stream: TextIO | None = stream
         self.as_json = as_json
-        self.lock = lock  # shared with the log file's writer: whole lines, in one order
 
     def __call__(self, logger: object, method: str, event: EventDict) -> EventDict:
         if self.stream is None:
             return event
         line = json.dumps(event, default=str) if self.as_json else _console_line(event)
         if line is not None:
-            with self.lock:
-                self.write(line + "\n")
+            self.write(line + "\n")
         return event
 
     def write(self, text: str) -> None:
-        """Show `text` (whole lines), the lock held."""
+        """Show `text` (whole lines)."""
         if self.stream is not None and not _written(self.stream, text):
             # The console went away (`mprun ... | head`): the run and its log file go on,
             # and nothing is written there again, not even by Python's flush at exit.
@@ -130,18 +127,16 @@ def _silence(stream: TextIO) -> None:
 
 
 class _File:
-    """Writes each rendered line to the log file, whole lines under a lock (several threads log)."""
+    """Writes each rendered line to the log file, whole lines (only mprun's one thread logs)."""
 
-    def __init__(self, stream: TextIO, lock: threading.Lock) -> None:
+    def __init__(self, stream: TextIO) -> None:
         self.stream: TextIO | None = stream
-        self.lock = lock
 
     def msg(self, message: str) -> None:
-        with self.lock:
-            self.write(message + "\n")
+        self.write(message + "\n")
 
     def write(self, text: str) -> None:
-        """Write `text` (whole lines), the lock held."""
+        """Write `text` (whole lines)."""
         if self.stream is not None and not _written(self.stream, text):
             # A full disk: stop writing rather than stop reading the children, who would
             # then block on full pipes. The exit status still tells how the run went.
@@ -178,17 +173,16 @@ class Output:
         sample = lines[:64]
         step = max(1, int(SLICE_CHARS / (sum(map(len, sample)) / len(sample) + len(glue))))
         console = self.console
-        with self.file.lock:
-            for start in range(0, len(lines), step):
-                part = lines[start : start + step]
-                # json.dumps's own string encoder, mapped in C over the lines: no Python call per line.
-                records = head + glue.join(map(encode_basestring_ascii, part)) + tail
-                self.file.write(records)
-                if console.stream is not None:
-                    shown = records if console.as_json else prefix + ("\n" + prefix).join(part) + "\n"
-                    if not console.as_json and "\r" in shown:
-                        shown = prefix + ("\n" + prefix).join(map(_as_shown, part)) + "\n"
-                    console.write(shown)
+        for start in range(0, len(lines), step):
+            part = lines[start : start + step]
+            # json.dumps's own string encoder, mapped in C over the lines: no Python call per line.
+            records = head + glue.join(map(encode_basestring_ascii, part)) + tail
+            self.file.write(records)
+            if console.stream is not None:
+                shown = records if console.as_json else prefix + ("\n" + prefix).join(part) + "\n"
+                if not console.as_json and "\r" in shown:
+                    shown = prefix + ("\n" + prefix).join(map(_as_shown, part)) + "\n"
+                console.write(shown)
 
 
 def configure(
@@ -196,9 +190,8 @@ def configure(
 ) -> tuple[structlog.typing.FilteringBoundLogger, Output]:
     """The run's logger, its events bound to `run_id` and `workflow`, and the writer of its
     `process.output` records."""
-    lock = threading.Lock()
-    file = _File(log_file, lock)
-    shown = _Console(console, console_format == "json", lock)
+    file = _File(log_file)
+    shown = _Console(console, console_format == "json")
     logger = structlog.wrap_logger(
         file,
         processors=[

@@ -5,9 +5,10 @@ and the time limit take effect.
 One thread: mprun starts none of its own, so none runs while it forks (the deadlock the
 standard library warns of, and Python 3.12's DeprecationWarning). Signals only set a flag and
 wake the loop (`signal.set_wakeup_fd`); they stop the run at the next wait or between steps,
-never in the middle of a start or a write. Waits on what has no descriptor (an event, a
-JoinableQueue's unfinished tasks, a queue's lock) look again every SLICE seconds: that is how
-late a step may notice them.
+never in the middle of a start or a write. A second one before the first was acted on stops
+mprun where it is (a call that never returns, such as `Event.set()` with a waiter killed).
+Waits on what has no descriptor (an event, a JoinableQueue's unfinished tasks, a queue's lock)
+look again every SLICE seconds: that is how late a step may notice them.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from runner.errors import Terminated, TimeLimit
 
 SLICE = 0.005  # s between looks at what has no descriptor to wait on
 
-# What the loop stops for, in the main thread: Ctrl-C and SIGTERM. SIGALRM is not used: the
-# time limit is the loop's own deadline.
+# What the loop stops for, in the main thread: Ctrl-C and SIGTERM (the time limit is the
+# loop's own deadline).
 STOPPING = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -37,15 +38,28 @@ class Signals:
         self.caught: list[int] = []
         self._wake: tuple[int, int] | None = None
         self._old_wake = -1
+        self.stopping = False  # being acted on: more of them are ignored (the stop is bounded)
+
+    @property
+    def woken_by(self) -> int | None:
+        """The descriptor that becomes readable when a signal comes, once installed."""
+        return None if self._wake is None else self._wake[0]
 
     def __call__(self, number: int, frame: object) -> None:
+        if self.stopping:
+            return
+        if self.caught:
+            # A second one before the loop could act on the first: mprun is stuck in a call
+            # that does not come back (a lock a killed process held), so stop it there. (Not
+            # in a start: signals are blocked across those.)
+            self.caught.clear()
+            raise KeyboardInterrupt if number == signal.SIGINT else Terminated
         self.caught.append(number)
 
-    def install(self) -> int | None:
-        """Take over the handlers; the descriptor that becomes readable when a signal comes
-        (None where signals cannot be handled: outside the main thread)."""
+    def install(self) -> None:
+        """Take over the handlers (only in the main thread, where Python runs them)."""
         if threading.current_thread() is not threading.main_thread():
-            return None
+            return
         read, write = os.pipe()
         os.set_blocking(read, False)
         os.set_blocking(write, False)
@@ -54,7 +68,6 @@ class Signals:
         for number, handler in self.previous.items():
             if callable(handler):
                 signal.signal(number, self)
-        return read
 
     def uninstall(self) -> None:
         if self._wake is None:
@@ -113,8 +126,10 @@ class Loop:
             raise TimeLimit(f"the run took longer than --timeout {self.time_limit:g} s")
 
     def stop(self) -> None:
-        """From now on waits run to their end: the run is being stopped (bounded by grace)."""
+        """From now on waits run to their end, and signals are ignored: the run is being
+        stopped (bounded by the grace), or is over."""
         self.stopping = True
+        self.signals.stopping = True
 
     def wait(self, done: Callable[[], bool], timeout: float | None, *, every: float | None = None) -> bool:
         """Read the children until `done()`, or `timeout` seconds (None: no end); whether it

@@ -30,6 +30,11 @@ def write(folder: Path, name: str, text: str) -> Path:
     return path
 
 
+def workflow(project: Path, body: str, name: str = "w.yaml") -> Path:
+    """A workflow file in `project`, of version 1 with this body."""
+    return write(project, name, "version: 1\n" + body)
+
+
 def alive(pid: int) -> bool:
     """Whether process `pid` exists and is not a zombie."""
     try:

@@ -4,13 +4,14 @@ children meanwhile, so that none of them blocks on a full pipe while mprun waits
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import pytest
 
 from runner.errors import Terminated, TimeLimit
 from runner.loop import Loop, Signals
-from tests.support import write
+from tests.support import start_mprun, wait_for, whole_lines, workflow, write
 from tests.test_run import METHODS, run_mprun
 
 pytestmark = pytest.mark.timeout(60)
@@ -32,6 +33,9 @@ def chatty_then_put(queue, size):
         print("x" * 99)
     queue.put("done")
 
+def waiter(event):
+    event.wait()
+
 def slow_consumer(queue, count):
     for _ in range(count):
         item = queue.get()
@@ -43,10 +47,6 @@ def slow_consumer(queue, count):
 def project(tmp_path: Path) -> Path:
     write(tmp_path, "jobs.py", JOBS)
     return tmp_path
-
-
-def workflow(project: Path, body: str) -> Path:
-    return write(project, "w.yaml", "version: 1\n" + body)
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])  # the parent of a forkserver child is the fork server
@@ -140,3 +140,30 @@ def test_a_signal_noted_stops_the_next_wait(number: int, raised: type[BaseExcept
     with pytest.raises(raised):
         loop.wait(lambda: True, None)
     assert loop.wait(lambda: True, None)  # acted on once
+
+
+def test_a_second_ctrl_c_stops_mprun_stuck_in_a_call_that_never_returns(project: Path) -> None:
+    # Event.set() waits for every waiter to wake; one killed while it waited never does.
+    path = workflow(
+        project,
+        "events: {e: {}}\nprocesses: {p: {target: jobs:waiter, args: [$e]}}\n"
+        "steps:\n  - start: p\n  - sleep: 0.5\n  - terminate: p\n  - set: e\n",
+    )
+    log_file = project / "run.jsonl"
+    mprun = start_mprun("--log-file", str(log_file), str(path), console=False)
+    try:
+
+        def setting() -> bool:
+            return log_file.exists() and any(r.get("kind") == "set" for r in whole_lines(log_file))
+
+        assert wait_for(setting, 30)
+        time.sleep(0.5)
+        mprun.send_signal(signal.SIGINT)  # noted: the loop would act on it at its next wait
+        time.sleep(0.5)
+        assert mprun.poll() is None
+        mprun.send_signal(signal.SIGINT)
+        assert mprun.wait(timeout=30) == 130
+        assert [r["status"] for r in whole_lines(log_file) if r["event"] == "run.end"] == ["interrupted"]
+    finally:
+        mprun.kill()
+        mprun.wait()

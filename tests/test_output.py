@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, start_mprun, user_env, wait_for, whole_lines, write
+from tests.support import ROOT, start_mprun, user_env, wait_for, whole_lines, workflow, write
 from tests.test_run import METHODS, run_mprun
 
 pytestmark = pytest.mark.timeout(60)
@@ -79,10 +79,6 @@ def busy_in_c():
 def project(tmp_path: Path) -> Path:
     write(tmp_path, "jobs.py", JOBS)
     return tmp_path
-
-
-def workflow(project: Path, body: str, name: str = "w.yaml") -> Path:
-    return write(project, name, "version: 1\n" + body)
 
 
 @pytest.mark.parametrize("method", METHODS)

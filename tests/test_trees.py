@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from runner.backends.multiprocessing.cgroups import Cgroups
-from tests.support import ROOT, alive, kill_all, pids_in, start_mprun, user_env, wait_for, whole_lines, write
+from tests.support import ROOT, alive, kill_all, pids_in, start_mprun, user_env, wait_for, whole_lines, workflow, write
 from tests.test_run import METHODS, run_mprun
 
 pytestmark = pytest.mark.timeout(90)
@@ -78,10 +78,6 @@ CGROUPS = [
 def project(tmp_path: Path) -> Path:
     write(tmp_path, "jobs.py", JOBS)
     return tmp_path
-
-
-def workflow(project: Path, body: str) -> Path:
-    return write(project, "w.yaml", "version: 1\n" + body)
 
 
 @pytest.mark.parametrize("method", METHODS)

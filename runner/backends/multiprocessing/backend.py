@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from runner import child
 from runner.backends.multiprocessing import feeder_trap, objects, processes, trees
 from runner.backends.multiprocessing.cgroups import Cgroups, start_guard, stop_guard
-from runner.backends.multiprocessing.processes import Handle, exit_descriptor
+from runner.backends.multiprocessing.processes import Handle
 from runner.backends.multiprocessing.reader import Reader
 from runner.child import BLOCKED_AT_START, FLUSH_SIGNAL, STACK_SIGNAL, Trampoline, unbuffered
 from runner.errors import BuildFailed
@@ -38,6 +38,7 @@ POLL = 0.2  # s between looks for the queue-feeder trap while a join waits
 STACK_TIMEOUT = 0.8  # s to wait for a child's dump of its stacks (a stopped process never answers)
 FLUSH_WAIT = 0.1  # s to wait for a child to answer a flush: one busy in C code gets SIGTERM after
 START_BATCH = 32  # processes started before any of them is logged and read (see start)
+DESCENDANTS_POLL = 0.01  # s between looks at descendants being stopped (pidfds, not read by the loop)
 
 
 class MultiprocessingBackend:
@@ -51,6 +52,7 @@ class MultiprocessingBackend:
         clock: Callable[[], float] = time.monotonic,
         time_limit: float | None = None,
         method: str | None = None,
+        signals: Signals | None = None,
     ) -> None:
         self.plan = plan
         self.log = log
@@ -66,13 +68,14 @@ class MultiprocessingBackend:
         if self.cgroups is not None:
             self.guard = start_guard(self.cgroups.root)
             child.cgroup_guard = self.guard[1]
-        self.reader = Reader(log, output)
-        self.signals = Signals()
+        self.reader = Reader(log, output, clock)
+        # The caller's (execution.py installs them for the whole run, report included).
+        self.signals = signals or Signals()
         self.loop = Loop(self.reader.poll, self.signals, time_limit, clock)
-        woken_by = self.signals.install()
-        if woken_by is not None:
-            self.reader.wake_on(woken_by)
+        if self.signals.woken_by is not None:
+            self.reader.wake_on(self.signals.woken_by)
         self.subreaper = False
+        self.closed = False
 
     # -- building ---------------------------------------------------------------------------
 
@@ -94,7 +97,10 @@ class MultiprocessingBackend:
             preload = list(getattr(forkserver._forkserver, "_preload_modules", None) or [])  # the host's, kept
             if "runner.child" not in preload:
                 forkserver.set_forkserver_preload([*preload, "runner.child"])
-            forkserver.ensure_running()
+            try:
+                forkserver.ensure_running()
+            finally:  # read when the server starts: a program calling runner.run() keeps its own
+                forkserver.set_forkserver_preload(preload)
         for shared in self.plan.workflow.objects.values():
             try:
                 self.objects.make(shared.name, shared.kind, shared.options)
@@ -162,7 +168,7 @@ class MultiprocessingBackend:
                         daemon=handle.process.daemon,
                     )
                     pipes = reads[id(handle)]
-                    handle.exit_descriptor, handle.owns_descriptor = exit_descriptor(handle.process)
+                    assert handle.exit_descriptor is not None  # set by launch, with the pipes
                     handle.report = self.reader.add(handle.name, handle.process.pid, pipes, handle.exit_descriptor)
             finally:
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a pending one is noted now
@@ -314,26 +320,36 @@ class MultiprocessingBackend:
         return self.stop(self._named(keys), grace)
 
     def stop(self, handles: list[Handle], grace: float, *, as_planned: bool = True) -> list[str]:
-        """SIGTERM each, SIGKILL those alive after the grace, then join; the names killed.
-        `as_planned`: the workflow meant them to end this way (else it is a failure)."""
+        """SIGTERM each and what it started, SIGKILL those alive after the grace, then join;
+        the names killed. `as_planned`: the workflow meant them to end this way (else it is a
+        failure)."""
         running = [h for h in handles if h.started is not None and h.process.is_alive()]
         # What each started, found before any of them ends and its orphans lose their parentage.
         below = {pid: handle for handle in running for pid in self._descendants(handle)}
-        for handle in running:
-            handle.terminated = as_planned
-        for handle in self._flush_first(running):
-            handle.process.terminate()
-        deadline = self.clock() + grace
         descendants = trees.Stopping(below)
-        killed = self.wait_for(running, grace, traps=False)
-        self.dump_stacks(killed, f"still running {grace:g} s after SIGTERM")
-        for handle in killed:
-            handle.process.kill()
-        for handle in running:
-            handle.process.join()
-            self.note_end(handle)
-        self._report_descendants(descendants.finish(deadline, self.clock), below)
+        try:
+            for handle in running:
+                handle.terminated = as_planned
+            for handle in self._flush_first(running):
+                handle.process.terminate()
+            descendants.terminate()
+            deadline = self.clock() + grace
+            killed = self.wait_for(running, grace, traps=False)
+            self.dump_stacks(killed, f"still running {grace:g} s after SIGTERM")
+            for handle in killed:
+                handle.process.kill()
+            self.wait_for(running, None, traps=False)
+            self._finish_stopping(descendants, deadline)
+        finally:
+            self._report_descendants(descendants.close(), below)
         return [handle.name for handle in killed]
+
+    def _finish_stopping(self, descendants: trees.Stopping, deadline: float) -> None:
+        """SIGKILL those still alive at `deadline`, and wait until all have exited: reading the
+        children meanwhile."""
+        self.loop.wait(lambda: not descendants.left(), max(0.0, deadline - self.clock()), every=DESCENDANTS_POLL)
+        descendants.kill()
+        self.loop.wait(lambda: not descendants.left(), None, every=DESCENDANTS_POLL)
 
     def _descendants(self, handle: Handle) -> list[int]:
         """What this process started and is still there: below it, or in its cgroup (where an
@@ -355,7 +371,11 @@ class MultiprocessingBackend:
             if not trees.alive(pid):
                 trees.reap(pid)  # an orphan that ended by itself: not left as a zombie
         stopping = trees.Stopping(pid for pid in left if trees.alive(pid))
-        self._report_descendants(stopping.finish(self.clock() + grace, self.clock), owners)
+        try:
+            stopping.terminate()
+            self._finish_stopping(stopping, self.clock() + grace)
+        finally:
+            self._report_descendants(stopping.close(), owners)
 
     def _infrastructure(self) -> set[int]:
         """The helpers below mprun, which end when mprun is done with them: multiprocessing's
@@ -448,20 +468,17 @@ class MultiprocessingBackend:
 
     def get(self, queue: str, count: int, timeout: float | None, took: Callable[[Any], None]) -> int:
         source = self.objects[queue]
-        got = 0
 
         def taken() -> bool:
-            nonlocal got
-            while got < count:
-                found, item = objects.get(source)
-                if not found:
-                    return False
-                got += 1
+            found, item = objects.get(source)
+            if found:
                 took(item)
-            return True
+            return found
 
-        self.loop.wait(taken, timeout, every=SLICE)
-        return got
+        for got in range(count):  # each item within `timeout`, as `Queue.get(timeout=...)`
+            if not self.loop.wait(taken, timeout, every=SLICE):
+                return got
+        return count
 
     def join_queue(self, queue: str, timeout: float | None) -> str | None:
         tasks = self.objects[queue]
@@ -474,7 +491,7 @@ class MultiprocessingBackend:
         return "; ended before: " + ", ".join(f"{h.name} (exit code {h.process.exitcode})" for h in ended)
 
     def wait_event(self, event: str, timeout: float | None) -> bool:
-        return self.loop.wait(self.objects[event].is_set, timeout, every=SLICE)
+        return self.loop.wait(partial(objects.is_set, self.objects[event]), timeout, every=SLICE)
 
     def set_event(self, event: str, value: bool) -> None:
         if value:
@@ -511,11 +528,14 @@ class MultiprocessingBackend:
 
     def close(self, drain_timeout: float = 2.0) -> None:
         """Read what the children left in their pipes, then release everything. Once every child
-        has exited, a pipe still open is held by something it started; that is not waited for."""
+        has exited, a pipe still open is held by something it started; that is not waited for.
+        Once only: a run stopped while it closed closes it again."""
+        if self.closed:
+            return
+        self.closed = True
         self.loop.stop()
         self.loop.wait(lambda: not self.reader.open, drain_timeout)
         self.reader.close()
-        self.signals.uninstall()
         for handles in self.handles.values():
             for handle in handles:
                 if handle.owns_descriptor and handle.exit_descriptor is not None:

@@ -55,13 +55,20 @@ def reason(fed: Sequence[str]) -> str:
     return f"cannot exit: items it put on {queues} are unread, and no running process gets {queues}"
 
 
-def pipe_full(descriptor: int) -> bool:
-    """Whether the pipe behind `descriptor` (a queue's reader) is (nearly) full: a feeder
-    thread writing to it blocks. A few unread bytes are no trap: the process may be slow to
-    exit for other reasons."""
+def pipe_fill(descriptor: int) -> tuple[int, int] | None:
+    """How many bytes wait unread in the pipe behind `descriptor` (either end), and how many it
+    holds; None where the system cannot tell."""
     try:
         unread = struct.unpack("i", fcntl.ioctl(descriptor, termios.FIONREAD, b"\0\0\0\0"))[0]
         size = fcntl.fcntl(descriptor, _F_GETPIPE_SZ) if _F_GETPIPE_SZ else 65536
     except (OSError, ValueError):
-        return False
-    return bool(unread > size - select.PIPE_BUF)
+        return None
+    return int(unread), int(size)
+
+
+def pipe_full(descriptor: int) -> bool:
+    """Whether the pipe behind `descriptor` (a queue's reader) is (nearly) full: a feeder
+    thread writing to it blocks. A few unread bytes are no trap: the process may be slow to
+    exit for other reasons."""
+    fill = pipe_fill(descriptor)
+    return fill is not None and fill[0] > fill[1] - select.PIPE_BUF

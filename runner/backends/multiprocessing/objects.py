@@ -7,12 +7,12 @@ a simple queue's full pipe, an empty queue, `JoinableQueue.join`).
 from __future__ import annotations
 
 import queue
-import select
 import signal
 from collections.abc import Callable, Mapping
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
+from runner.backends.multiprocessing.feeder_trap import pipe_fill
 from runner.child import BLOCKED_AT_START, resolve, serve
 from runner.workflow import Reference
 
@@ -135,12 +135,21 @@ def put(target: Any, item: Any) -> bool:
         except queue.Full:
             return False
         return True
-    # A SimpleQueue writes to its pipe in `put`: only when the pipe can take a write.
-    writable = select.poll()
-    writable.register(target._writer.fileno(), select.POLLOUT)
-    if not writable.poll(0):
+    # A SimpleQueue writes to its pipe in `put`, and would block until a reader makes room:
+    # what it does, once the pipe has room for the whole item (or is empty, for an item larger
+    # than the pipe: then only a reader can make it go).
+    data = ForkingPickler.dumps(item)
+    fill = pipe_fill(target._reader.fileno())
+    if fill is not None and fill[0] and fill[0] + len(data) + 12 > fill[1]:
         return False
-    target.put(item)
+    lock = target._wlock  # None where writes are atomic
+    if lock is not None and not lock.acquire(False):
+        return False
+    try:
+        target._writer.send_bytes(data)
+    finally:
+        if lock is not None:
+            lock.release()
     return True
 
 
@@ -165,6 +174,24 @@ def get(source: Any) -> tuple[bool, Any]:
 
 def all_done(tasks: Any) -> bool:
     """Whether every item put on the JoinableQueue `tasks` is marked done: what its `join`
-    waits for (under its condition's lock, as `join` looks)."""
-    with tasks._cond:
+    waits for, looked at under its condition's lock as `join` does (not while another process
+    holds it: one killed while it held it would hold it for ever)."""
+    if not tasks._cond.acquire(False):
+        return False
+    try:
         return bool(tasks._unfinished_tasks._semlock._is_zero())
+    finally:
+        tasks._cond.release()
+
+
+def is_set(event: Any) -> bool:
+    """`Event.is_set`, without waiting for its condition's lock (see all_done)."""
+    if not event._cond.acquire(False):
+        return False
+    try:
+        if event._flag.acquire(False):
+            event._flag.release()
+            return True
+        return False
+    finally:
+        event._cond.release()

@@ -1,6 +1,6 @@
 """The run's processes on multiprocessing: each planned process made into a process object
-(a context's Process, or the user's subclass), started with pipes of its own, and watched
-until it exits.
+(a context's Process, or the user's subclass), and started with pipes of its own and a
+descriptor that tells when it exits.
 """
 
 from __future__ import annotations
@@ -85,19 +85,25 @@ def launch(handle: Handle, ctx: Any, reads: dict[int, dict[str, Connection]]) ->
     """Start one process with fresh pipes. The read ends of its pipes go into `reads` first, and
     leave it only if the process was not started: an interruption anywhere leaves them to be
     read. Made just before the start, so that no other child inherits them."""
-    pipes = {name: ctx.Pipe(duplex=False) for name in STREAMS}
-    handle.trampoline.attach(*(pipes[name][1] for name in ("events", "stdout", "stderr", "stack")))
-    reads[id(handle)] = {name: read for name, (read, _) in pipes.items()}
+    pipes: dict[str, tuple[Connection, Connection]] = {}
     try:
+        for name in STREAMS:
+            pipes[name] = ctx.Pipe(duplex=False)
+        handle.trampoline.attach(*(pipes[name][1] for name in ("events", "stdout", "stderr", "stack")))
+        reads[id(handle)] = {name: read for name, (read, _) in pipes.items()}
         handle.process.start()
+        # At once: the next start reaps children that have exited (multiprocessing's
+        # _cleanup), and their numbers may go to other processes.
+        handle.exit_descriptor, handle.owns_descriptor = exit_descriptor(handle.process)
     finally:
         handle.trampoline.detach()
         # The child has its copies; ours must go, or the pipes never reach end-of-file.
         for _, write in pipes.values():
             write.close()
         if handle.process.pid is None:  # not started: nothing will write to the pipes
-            for connection in reads.pop(id(handle)).values():
-                connection.close()
+            for read, _ in pipes.values():
+                read.close()
+            reads.pop(id(handle), None)
 
 
 def exit_descriptor(process: Any) -> tuple[int, bool]:

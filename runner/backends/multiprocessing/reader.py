@@ -11,7 +11,10 @@ while it forks.
 
 from __future__ import annotations
 
+import os
+import pickle
 import selectors
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,10 +24,10 @@ from typing import Any
 from runner.child import FLUSHED, STACK_READY
 from runner.events import Logged, Raised, Returned, Usage
 
-_EPOLL = getattr(selectors, "EpollSelector", ())
 # faulthandler writes a dump in many small writes, all at once: a pause this long (with nothing
 # left in the pipe) ends one. Shorter, and a child descheduled mid-dump had its dump cut in two.
 STACK_SETTLE = 0.2
+EVENT_LIMIT = 64 * 1024 * 1024  # bytes: a larger length is a garbled events pipe
 STACK_LIMIT = 256 * 1024  # bytes of one dump kept (faulthandler stops at 100 threads of 100 frames)
 
 # Python's SUBDEBUG and SUBWARNING (multiprocessing's own levels) shown as the nearest standard one.
@@ -70,8 +73,14 @@ class Reader:
     """Reads the pipes of every started child until they close, and watches their exits;
     logs as it goes."""
 
-    def __init__(self, log: Any, output: Callable[[str, int, str, list[str]], None] | None = None) -> None:
+    def __init__(
+        self,
+        log: Any,
+        output: Callable[[str, int, str, list[str]], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.log = log
+        self.clock = clock
         self.output = output or self._output_one_by_one
         self._selector = selectors.DefaultSelector()
         self.open = 0  # pipes not closed yet
@@ -105,7 +114,7 @@ class Reader:
             if key.data is None:
                 continue  # a wake-up: its reader drains it
             if isinstance(key.data, Report):  # an exit descriptor: the process has exited
-                key.data.ended = time.monotonic()
+                key.data.ended = self.clock()
                 self._selector.unregister(key.fileobj)
                 continue
             try:
@@ -132,7 +141,7 @@ class Reader:
             report.stack_reason = reason
 
     def _log_dumps(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         for stream in list(self._dumping):
             # Busy with other pipes, this thread may come back late to one with more to read.
             if now - stream.last_read >= STACK_SETTLE and not stream.connection.poll(0):
@@ -168,24 +177,43 @@ class Reader:
         if stream.name == "stack":
             self._stack(stream)
             return
-        if stream.name == "events":
-            try:
-                self._event(stream, stream.connection.recv())
-                return
-            except (EOFError, OSError):
-                pass  # closed: fall through to unregister
-        else:
-            try:
-                chunk = _read_some(stream.connection)
-            except OSError:
-                chunk = b""
-            if chunk:
+        try:
+            chunk = _read_some(stream.connection)
+        except OSError:
+            chunk = b""
+        if chunk:
+            if stream.name == "events":
+                self._events(stream, chunk)
+            else:
                 self._lines(stream, chunk)
-                return
-            if stream.partial:  # a last line without its newline
-                self._output(stream, stream.partial)
-                stream.partial = b""
+            return
+        if stream.partial and stream.name != "events":  # a last line without its newline
+            self._output(stream, stream.partial)
+        stream.partial = b""  # of events, a message cut short by a kill: nothing to tell
         self._close(stream)
+
+    def _events(self, stream: _Stream, chunk: bytes) -> None:
+        """The whole messages read so far, each as `Connection.send_bytes` frames it (a length,
+        then the bytes): read as they come, never waiting for the rest of one, which a child
+        killed while it wrote would never send."""
+        data = stream.partial + chunk
+        start = 0
+        while len(data) - start >= 4:
+            (size,) = struct.unpack_from("!i", data, start)
+            header = 4
+            if size == -1:  # over 2 GiB: an 8-byte length follows
+                if len(data) - start < 12:
+                    break
+                (size,) = struct.unpack_from("!Q", data, start + 4)
+                header = 12
+            if size < 0 or size > EVENT_LIMIT:
+                raise ValueError(f"an event of {size} bytes")
+            if len(data) - start < header + size:
+                break
+            event = pickle.loads(data[start + header : start + header + size])
+            start += header + size
+            self._event(stream, event)
+        stream.partial = data[start:]
 
     def _close(self, stream: _Stream) -> None:
         if stream.connection.closed:
@@ -208,12 +236,12 @@ class Reader:
         if not stream.report.stack_ready and chunk.startswith(STACK_READY):
             stream.report.stack_ready = True
             chunk = chunk[len(STACK_READY) :]
-        if chunk.startswith(FLUSHED) and stream not in self._dumping:  # between dumps: the answer to a flush
-            chunk = chunk[len(FLUSHED) :]
+        if FLUSHED in chunk:  # the answer to a flush, which no dump's text holds
+            chunk = chunk.replace(FLUSHED, b"")
             stream.report.flushed = True
         if chunk:
             stream.partial = (stream.partial + chunk)[:STACK_LIMIT]
-            stream.last_read = time.monotonic()
+            stream.last_read = self.clock()
             if stream not in self._dumping:
                 self._dumping.append(stream)
 
@@ -284,10 +312,8 @@ class Reader:
             self.log.info("process.return", **where, repr=event.repr)
         elif isinstance(event, Usage):
             stream.report.usage = event
-            stream.report.finished = time.monotonic()
+            stream.report.finished = self.clock()
 
 
 def _read_some(connection: Connection) -> bytes:
-    import os
-
     return os.read(connection.fileno(), 65536)

@@ -13,15 +13,12 @@ from __future__ import annotations
 import os
 import select
 import signal
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import cast
 
 from runner.child import _PRCTL
 
 _PR_SET_CHILD_SUBREAPER, _PR_GET_CHILD_SUBREAPER = 36, 37
-POLL = 0.01  # s between looks at processes without a pidfd
 
 
 def become_subreaper() -> bool:
@@ -130,26 +127,36 @@ class Stopped:
 
 
 class Stopping:
-    """Stopping some processes: SIGTERM on creation, then `finish` SIGKILLs those still alive
-    at its deadline, waits until every one has exited, and reaps those that are this process's
-    children (orphans that came back to it)."""
+    """Stopping some processes, each watched by a pidfd from the moment it is found (so that a
+    signal never reaches another process that took its number since): `terminate` sends them
+    SIGTERM, `kill` SIGKILL to those still alive, and `close` reaps those that are this
+    process's children (orphans that came back to it) and says what became of each. The
+    waiting between is the caller's (the run's loop, which reads the children meanwhile)."""
 
     def __init__(self, pids: Iterable[int]) -> None:
         self.commands = {pid: command_line(pid) for pid in pids if alive(pid)}
         self.watches = {pid: _watch(pid) for pid in self.commands}
         self.how = dict.fromkeys(self.commands, "SIGTERM")
-        for pid, watch in self.watches.items():
-            _send(pid, watch, signal.SIGTERM)
 
-    def finish(self, deadline: float, clock: Callable[[], float] = time.monotonic) -> list[Stopped]:
-        """What became of each, once all have exited."""
-        for pid in _wait(self.watches, deadline, clock):
+    def terminate(self) -> None:
+        for pid in self.left():
+            _send(pid, self.watches[pid], signal.SIGTERM)
+
+    def kill(self) -> None:
+        for pid in self.left():
             _send(pid, self.watches[pid], signal.SIGKILL)
             self.how[pid] = "SIGKILL"
-        _wait(self.watches, None, clock)
+
+    def left(self) -> list[int]:
+        """Those that have not exited yet."""
+        return [pid for pid, watch in self.watches.items() if not _exited(pid, watch)]
+
+    def close(self) -> list[Stopped]:
+        """What became of each (call once all have exited)."""
         for watch in self.watches.values():
             if watch is not None:
                 os.close(watch)
+        self.watches = dict.fromkeys(self.watches)
         return [Stopped(pid, command, self.how[pid], reap(pid)) for pid, command in self.commands.items()]
 
 
@@ -183,22 +190,9 @@ def _watch(pid: int) -> int | None:
         return None
 
 
-def _wait(watches: dict[int, int | None], deadline: float | None, clock: Callable[[], float]) -> list[int]:
-    """Wait until each process has exited or `deadline` passes; those still alive."""
-    left = {pid for pid in watches if alive(pid)}
-    while left:
-        now = clock()
-        if deadline is not None and now >= deadline:
-            break
-        pause = POLL if deadline is None else min(POLL, deadline - now)
-        descriptors = [watches[pid] for pid in left if watches[pid] is not None]
-        if descriptors and len(descriptors) == len(left):  # pidfds, readable at exit
-            pause = 1.0 if deadline is None else deadline - now
-            exits = select.poll()  # not select(): descriptors may be numbered past its 1024
-            for descriptor in descriptors:
-                exits.register(cast(int, descriptor), select.POLLIN)
-            exits.poll(pause * 1000)
-        else:
-            time.sleep(pause)
-        left = {pid for pid in left if alive(pid)}
-    return sorted(left)
+def _exited(pid: int, watch: int | None) -> bool:
+    if watch is None:  # no pidfd: by its number (a zombie has exited)
+        return not alive(pid)
+    readable = select.poll()  # not select(): descriptors may be numbered past its 1024
+    readable.register(watch, select.POLLIN)
+    return bool(readable.poll(0))
