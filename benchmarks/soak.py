@@ -122,23 +122,25 @@ SHAPES = ("helper", "daemon", "session", "pool")  # what tests/test_trees.py's J
 
 
 def trees(folder: Path, method: str, shape: str, ended: Row, killed: Row) -> None:
-    """A process starts a descendant of this shape, then the run ends by itself, or mprun is
-    SIGKILLed: descendants alive 2 s later."""
+    """A process starts a descendant of this shape, then a `terminate` step stops it and the run
+    ends, or mprun is SIGKILLed first: descendants alive 2 s later. (Not a daemon process ended by
+    the run's end: a daemonic process may not start a Pool.)"""
     pids = folder / "tree-pids"
     for kill in (False, True):
         pids.unlink(missing_ok=True)
         body = (
             "events: {ready: {}}\n"
-            f"processes: {{p: {{target: trees:started, args: [{shape}, '{pids}', $ready], daemon: true}}}}\n"
+            f"processes: {{p: {{target: trees:started, args: [{shape}, '{pids}', $ready]}}}}\n"
             "steps:\n  - start: p\n  - wait: {event: ready, timeout: 30}\n"
+            + ("  - sleep: 60\n" if kill else "  - terminate: p\n")  # killed while it holds them
         )
         mprun = start_mprun(
             str(_workflow(folder, method, body)), "--log-file", str(folder / "run.jsonl"), console=False
         )
         try:
             if kill:
-                wait_for(lambda: len(pids_in(pids)) >= 1, 30)
-                time.sleep(0.3)  # a pool's second worker, and the ready event
+                wait_for(lambda: len(pids_in(pids)) >= (2 if shape == "pool" else 1), 30)
+                time.sleep(0.2)
                 mprun.kill()
             mprun.wait(timeout=60)
             wait_for(lambda: not any(alive(pid) for pid in pids_in(pids)), 2)
@@ -334,7 +336,7 @@ def main() -> int:
         stops = Row("mprun sent SIGINT or SIGTERM: not all stopped within grace + 1 s, or log incomplete")
         flood = Row(f"lines printed ({options.lines:,} per run): lost or out of order")
         (folder / "trees.py").write_text(TREES, encoding="utf-8")
-        ended = Row("a process's descendant (helper, daemon, new session, Pool): alive after the run")
+        ended = Row("a process's descendant (helper, daemon, new session, Pool): alive after its terminate step")
         orphaned = Row("the same, mprun SIGKILLed: alive 2 s later (see docs/running.md#process-trees)")
         rows[:0] = [kills, stops, flood, ended, orphaned]
         for method in METHODS:
