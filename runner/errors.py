@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from runner.checker import CheckResult
@@ -38,6 +40,12 @@ class TimeLimit(BaseException):
 
 class Bug(MprunError):
     """mprun itself failed, after reporting what it could (exit status 3)."""
+
+
+def assert_never(value: NoReturn) -> NoReturn:
+    """mypy's check that a match covers every case (typing's own is Python 3.11's): a kind of
+    step or record left out is a type error where it is matched."""
+    raise AssertionError(f"unhandled {value!r}")
 
 
 # Exit statuses, as the README documents them: scripts and CI depend on these numbers.

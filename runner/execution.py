@@ -36,6 +36,7 @@ from runner.workflow import Workflow, holds_plain_data
 
 if TYPE_CHECKING:
     from runner.backends import Backend
+    from runner.records import Record
 
 DEFAULT_GRACE = 5.0
 LOG_FOLDER = "mprun-logs"
@@ -144,7 +145,7 @@ def run(
         # A context of its own: the process's default start method stays as the caller left it.
         method = start_method or plan.workflow.start_method or default_start_method()
         with stream:
-            log, output = logs.configure(
+            log, recorder = logs.configure(
                 log_file=stream,
                 console=console or sys.stderr,
                 console_format=console_format,
@@ -152,8 +153,8 @@ def run(
                 workflow=plan.workflow.name,
             )
             with _warnings_logged(log):
-                make = partial(backends.load("multiprocessing"), output=output, method=method)
-                return _drive(plan, log, make, method, target, run_id, timeout, grace)
+                make = partial(backends.load("multiprocessing"), method=method)
+                return _drive(plan, log, recorder, make, method, target, run_id, timeout, grace)
 
 
 @contextmanager
@@ -185,6 +186,7 @@ def _warnings_logged(log: Any) -> Iterator[None]:
 def _drive(
     plan: Plan,
     log: Any,
+    recorder: Callable[[Record], None],
     make_backend: Callable[..., Backend],
     method: str,
     log_file: Path,
@@ -208,7 +210,7 @@ def _drive(
             processes=len(plan.processes),
         )
         began = time.monotonic()
-        backend = make_backend(plan, log, time_limit=timeout, signals=signals)
+        backend = make_backend(plan, recorder, time_limit=timeout, signals=signals)
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
         failures, step_failures, stop = _take(plan, backend, log, grace)
         backend.loop.stop()  # the run is over: its last records are written whole
@@ -281,20 +283,7 @@ def _report(
     log_file: Path,
     run_id: str,
 ) -> RunResult:
-    outcomes = tuple(judge(ended) for ended in endings)
-    for ended, outcome in zip(endings, outcomes, strict=True):
-        if ended.started is not None:
-            (log.info if outcome.expected else log.error)(
-                "process.exit",
-                process=outcome.name,
-                pid=outcome.pid,
-                exitcode=outcome.exitcode,
-                signal=outcome.signal,
-                duration_s=outcome.duration_s,
-                cpu_s=outcome.cpu_s,
-                max_rss_kb=outcome.max_rss_kb,
-                expected=outcome.expected,
-            )
+    outcomes = tuple(judge(ended) for ended in endings)  # each logged as it exited (process.exit)
     status, exitcode = verdict(outcomes, tuple(failures), stop)
     log.info(
         "run.end",

@@ -16,6 +16,11 @@ from typing import Any, TextIO
 
 import structlog
 
+from runner import records
+from runner.errors import assert_never
+from runner.outcome import judge
+from runner.records import Record
+
 EventDict = MutableMapping[str, Any]
 
 
@@ -148,7 +153,7 @@ class _File:
 SLICE_CHARS = 32 * 1024  # of records written at once
 
 
-class Output:
+class Lines:
     """Writes `process.output` records, all the lines of a read at once: the one path as hot as
     a child can print. Each record is exactly what the structlog chain would write for
     `log.info("process.output", ...)` (a test holds the two equal), without its cost per line
@@ -185,11 +190,103 @@ class Output:
                 console.write(shown)
 
 
+# Python's SUBDEBUG and SUBWARNING (multiprocessing's own levels) logged at the nearest standard one.
+_METHODS = {
+    "DEBUG": "debug",
+    "SUBDEBUG": "debug",
+    "INFO": "info",
+    "SUBWARNING": "info",
+    "WARNING": "warning",
+    "ERROR": "error",
+    "CRITICAL": "critical",
+}
+
+
+# Records logged as they are, each field a field of the line: (level, event).
+_PLAIN: dict[type, tuple[str, str]] = {
+    records.Started: ("info", "process.start"),
+    records.Raised: ("error", "process.exception"),
+    records.Returned: ("info", "process.return"),
+    records.Stack: ("warning", "process.stack"),
+    records.Stuck: ("warning", "process.stuck"),
+    records.Unreadable: ("error", "process.unreadable"),
+    records.Descendant: ("warning", "process.descendant"),
+}
+
+
+class Recorder:
+    """Writes each record of what happened to a process (records.py) as its log line: the one
+    place they become log lines, whichever backend made them. The first listener of a run's
+    loop."""
+
+    def __init__(self, log: Any, lines: Lines) -> None:
+        self.log = log
+        self.lines = lines
+
+    def __call__(self, record: Record) -> None:
+        log = self.log
+        match record:
+            case records.Output(partial=False):
+                self.lines(record.process, record.pid, record.stream, record.lines)
+            case records.Output():
+                for line in record.lines:
+                    log.info(
+                        "process.output",
+                        process=record.process,
+                        pid=record.pid,
+                        stream=record.stream,
+                        line=line,
+                        partial=True,
+                    )
+            case (
+                records.Started()
+                | records.Raised()
+                | records.Returned()
+                | records.Stack()
+                | records.Stuck()
+                | records.Unreadable()
+                | records.Descendant()
+            ):
+                level, event = _PLAIN[type(record)]
+                getattr(log, level)(event, **{name: getattr(record, name) for name in record.__dataclass_fields__})
+            case records.Logged():
+                extra = {"traceback": record.traceback} if record.traceback else {}
+                getattr(log, _METHODS.get(record.level, "info"))(
+                    "process.log",
+                    process=record.process,
+                    pid=record.pid,
+                    logger=record.logger,
+                    levelname=record.level,
+                    message=record.message,
+                    created=record.created,
+                    **extra,
+                )
+            case records.Exited():
+                outcome = judge(record.ended)
+                (log.info if outcome.expected else log.error)(
+                    "process.exit",
+                    process=outcome.name,
+                    pid=outcome.pid,
+                    exitcode=outcome.exitcode,
+                    signal=outcome.signal,
+                    duration_s=outcome.duration_s,
+                    cpu_s=outcome.cpu_s,
+                    max_rss_kb=outcome.max_rss_kb,
+                    expected=outcome.expected,
+                )
+            case records.Stopping(overdue=False):
+                log.info("run.stop_daemons", names=list(record.names))
+            case records.Stopping():
+                log.warning("run.stop_overdue", names=list(record.names))
+            case _:
+                assert_never(record)
+
+
 def configure(
     *, log_file: TextIO, console: TextIO, console_format: str, run_id: str, workflow: str
-) -> tuple[structlog.typing.FilteringBoundLogger, Output]:
-    """The run's logger, its events bound to `run_id` and `workflow`, and the writer of its
-    `process.output` records."""
+) -> tuple[structlog.typing.FilteringBoundLogger, Recorder]:
+    """The run's logger, its events bound to `run_id` and `workflow`, and the writer of the
+    records of what happened to its processes."""
     file = _File(log_file)
     shown = _Console(console, console_format == "json")
     logger = structlog.wrap_logger(
@@ -204,4 +301,4 @@ def configure(
         cache_logger_on_first_use=True,
     )
     bound = logger.bind(run_id=run_id, workflow=workflow)
-    return bound, Output(file, shown, run_id, workflow)
+    return bound, Recorder(bound, Lines(file, shown, run_id, workflow))

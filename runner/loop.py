@@ -18,8 +18,12 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from runner.errors import Terminated, TimeLimit
+
+if TYPE_CHECKING:
+    from runner.records import Record
 
 SLICE = 0.005  # s between looks at what has no descriptor to wait on
 
@@ -100,7 +104,9 @@ class Signals:
 
 
 class Loop:
-    """Waits, reading the children meanwhile (`poll`), and stops the run when it must."""
+    """Waits, reading the children meanwhile (`poll`), and stops the run when it must; and
+    the run's one stream of records (records.py): what the backend learns as `poll` reads
+    goes to `emit`, and from there to every listener, in the order they were added."""
 
     def __init__(
         self,
@@ -115,12 +121,33 @@ class Loop:
         self.time_limit = time_limit
         self.deadline = None if time_limit is None else clock() + time_limit
         self.stopping = False  # the run is being stopped: nothing stops it again
+        self.listeners: list[Callable[[Record], object]] = []
+        self.interrupted: BaseException | None = None
+
+    def listen(self, listener: Callable[[Record], object]) -> None:
+        """Give `listener` every record from now on. It runs inside whatever wait read the
+        record, in the middle of a read: it must neither wait nor raise. One that must stop
+        the run asks `interrupt`."""
+        self.listeners.append(listener)
+
+    def interrupt(self, error: BaseException) -> None:
+        """Raise `error` at the next check, as a signal is acted on: out of whatever wait the
+        run is in (unless it is being stopped already)."""
+        if self.interrupted is None:
+            self.interrupted = error
+
+    def emit(self, record: Record) -> None:
+        for listener in self.listeners:
+            listener(record)
 
     def check(self) -> None:
         """Stop the run here if a signal came or the time limit passed (raises)."""
         if self.stopping:
             return
         self.signals.raise_caught()
+        if self.interrupted is not None:
+            error, self.interrupted = self.interrupted, None
+            raise error
         if self.deadline is not None and self.clock() >= self.deadline:
             assert self.time_limit is not None
             raise TimeLimit(f"the run took longer than --timeout {self.time_limit:g} s")

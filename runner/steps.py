@@ -6,9 +6,10 @@ backend's primitives. Each step is logged as `step.start` and `step.end` with it
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from runner.child import resolve
+from runner.errors import assert_never
 from runner.plan import Plan
 from runner.workflow import (
     ClearEvent,
@@ -122,11 +123,6 @@ def take(step: Step, plan: Plan, backend: Backend, log: Any) -> tuple[str, str]:
             return "ok", ""
         case _:
             assert_never(step)
-
-
-def assert_never(value: NoReturn) -> NoReturn:
-    """mypy's check that a match covers every case (typing's own is Python 3.11's)."""
-    raise AssertionError(f"unhandled step {value!r}")
 
 
 def _items(step: Put, plan: Plan) -> list[Any]:

@@ -4,13 +4,18 @@ children meanwhile, so that none of them blocks on a full pipe while mprun waits
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from runner import records
+from runner.backends.multiprocessing.backend import MultiprocessingBackend
 from runner.errors import Terminated, TimeLimit
+from runner.execution import check_only
 from runner.loop import Loop, Signals
+from runner.plan import make_plan
 from tests.support import start_mprun, wait_for, whole_lines, workflow, write
 from tests.test_run import METHODS, run_mprun
 
@@ -167,3 +172,61 @@ def test_a_second_ctrl_c_stops_mprun_stuck_in_a_call_that_never_returns(project:
     finally:
         mprun.kill()
         mprun.wait()
+
+
+def test_every_listener_gets_each_record_and_one_may_stop_the_run_at_the_next_wait() -> None:
+    time = FakeTime()
+    loop = Loop(time.poll, Signals(), clock=time.clock)
+    heard: list[tuple[str, object]] = []
+    loop.listen(lambda record: heard.append(("log", record)))
+    loop.listen(lambda record: heard.append(("policy", record)))
+    started = records.Started("p", 42, "p", 0, False)
+    loop.emit(started)
+    assert heard == [("log", started), ("policy", started)]
+    loop.interrupt(TimeLimit("fail fast"))
+    with pytest.raises(TimeLimit, match="fail fast"):
+        loop.wait(lambda: True, None)
+    assert loop.wait(lambda: True, None)  # raised once
+
+
+def test_an_exit_is_told_while_the_run_waits_for_something_else(project: Path) -> None:
+    # The seam fail-fast and restarts build on: the backend's loop tells each exit to its
+    # listeners as it happens, here during a sleep, with all the process wrote before it.
+    write(project, "told_jobs.py", JOBS)  # imported here, by this name only: not another test's jobs
+    path = workflow(
+        project,
+        "events: {e: {}}\nprocesses:\n  quick: {target: told_jobs:chatty_then_put, args: [$q, 20000]}\n"
+        "  slow: {target: told_jobs:waiter, args: [$e]}\nqueues: {q: {}}\n",
+    )
+    plan = make_plan(check_only(path, imports=False))
+    heard: list[tuple[float, records.Record]] = []
+    sys.path.insert(0, str(project))
+    backend = MultiprocessingBackend(plan, lambda record: heard.append((time.monotonic(), record)))
+    try:
+        backend.build()
+        backend.start(["quick", "slow"])
+        began = time.monotonic()
+        backend.loop.sleep(1.5)
+        [(when, exited)] = [(at, r) for at, r in heard if isinstance(r, records.Exited)]
+        assert exited.process == "quick" and exited.ended.exitcode == 0
+        assert when - began < 1.0  # told during the sleep, not after it
+        told = [r for _, r in heard if r.process == "quick"]
+        assert told[-1] is exited
+        assert sum(len(r.lines) for r in told if isinstance(r, records.Output)) == 200
+    finally:
+        backend.loop.stop()
+        backend.stop_everything(1.0)
+        backend.close()
+        sys.path.remove(str(project))
+    assert {r.process for _, r in heard if isinstance(r, records.Exited)} == {"quick", "slow"}
+
+
+def test_the_console_shows_an_exit_as_it_happens(project: Path) -> None:
+    path = workflow(project, "processes: {p: {target: jobs:threads_of_parent}}\nsteps:\n  - start: p\n  - sleep: 1\n")
+    log = run_mprun(path, project / "run.jsonl")
+    assert log.exitcode == 0, log.stderr
+    [exited] = log.events("process.exit")
+    [slept] = log.events("step.end", kind="sleep")
+    assert log.records.index(exited) < log.records.index(slept)
+    shown = log.stderr.splitlines()
+    assert shown.index("p - ended with exit code 0, as expected") < shown.index("mprun < sleep: ok")

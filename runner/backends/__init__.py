@@ -1,6 +1,11 @@
 """Backends: what runs a plan's processes and shared objects. Each is a package of its own
 that provides the `Backend` protocol below, registered in BACKENDS by name; steps.py takes
 the steps through it and outcome.py judges the `Ended` records it hands over, whatever it is.
+
+A backend class is called as `Backend(plan, record, *, time_limit=, signals=, method=)`. It
+delivers what happens to the processes as the frozen records of records.py, through its
+loop's `emit`, the moment it learns of it (`record`, the log's writer, is the loop's first
+listener); it writes no log line itself.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ class Backend(Protocol):
     which reads what the processes send meanwhile and stops the run on a signal or the time
     limit (by raising)."""
 
-    loop: Loop
+    loop: Loop  # every wait goes through it; listen to it for the records of the run
 
     def build(self) -> None:
         """Make the shared objects and the process objects; raise BuildFailed if user code

@@ -3,8 +3,9 @@ multiprocessing, and the primitives the steps are taken with (see backends.Backe
 
 Every primitive behaves as the standard library call it stands for: a join with a timeout
 leaves the process running, terminate is SIGTERM then (after the grace) SIGKILL then join, a
-queue get or event wait with a timeout gives up. Only outcomes are logged here; output and
-events of the children are the reader's. Every wait goes through the run's one loop.
+queue get or event wait with a timeout gives up. What happens to the processes goes out as
+records (records.py) through the run's one loop, and every wait goes through it: an exit is
+told as soon as a poll notices it, whatever the run is waiting for.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from functools import partial
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from runner import child
+from runner import child, records
 from runner.backends.multiprocessing import feeder_trap, objects, processes, trees
 from runner.backends.multiprocessing.cgroups import Cgroups, start_guard, stop_guard
 from runner.backends.multiprocessing.processes import Handle
@@ -29,12 +30,14 @@ from runner.errors import BuildFailed
 from runner.loop import SLICE, STOPPING, Loop, Signals
 from runner.outcome import Ended
 from runner.plan import Plan
+from runner.records import Record
 from runner.workflow import references
 
 if TYPE_CHECKING:
     from runner.backends import Backend
 
 POLL = 0.2  # s between looks for the queue-feeder trap while a join waits
+EXIT_NAP = 0.001  # s before looking again for an exit code on its way (doubling up to POLL)
 STACK_TIMEOUT = 0.8  # s to wait for a child's dump of its stacks (a stopped process never answers)
 FLUSH_WAIT = 0.1  # s to wait for a child to answer a flush: one busy in C code gets SIGTERM after
 START_BATCH = 32  # processes started before any of them is logged and read (see start)
@@ -47,15 +50,13 @@ class MultiprocessingBackend:
     def __init__(
         self,
         plan: Plan,
-        log: Any,
-        output: Callable[[str, int, str, list[str]], None] | None = None,
+        record: Callable[[Record], None],
         clock: Callable[[], float] = time.monotonic,
         time_limit: float | None = None,
         method: str | None = None,
         signals: Signals | None = None,
     ) -> None:
         self.plan = plan
-        self.log = log
         self.clock = clock
         self.ctx: Any = multiprocessing.get_context(method)  # typeshed: BaseContext, without Process
         self.objects = objects.Objects(self.ctx)
@@ -68,10 +69,14 @@ class MultiprocessingBackend:
         if self.cgroups is not None:
             self.guard = start_guard(self.cgroups.root)
             child.cgroup_guard = self.guard[1]
-        self.reader = Reader(log, output, clock)
         # The caller's (execution.py installs them for the whole run, report included).
         self.signals = signals or Signals()
-        self.loop = Loop(self.reader.poll, self.signals, time_limit, clock)
+        self.loop = Loop(self._poll, self.signals, time_limit, clock)
+        self.loop.listen(record)
+        self.reader = Reader(self.loop.emit, clock)
+        self._owners: dict[int, Handle] = {}  # id of a process's Report -> its handle
+        self._exiting: list[Handle] = []  # exit descriptor fired, exit code not known yet
+        self._nap = EXIT_NAP
         if self.signals.woken_by is not None:
             self.reader.wake_on(self.signals.woken_by)
         self.subreaper = False
@@ -159,17 +164,16 @@ class MultiprocessingBackend:
                     if id(handle) not in reads:
                         continue
                     handle.started = handle.started or self.clock()
-                    self.log.info(
-                        "process.start",
-                        process=handle.name,
-                        pid=handle.process.pid,
-                        key=handle.planned.key,
-                        replica=handle.planned.replica,
-                        daemon=handle.process.daemon,
+                    planned = handle.planned
+                    self.loop.emit(
+                        records.Started(
+                            handle.name, handle.process.pid, planned.key, planned.replica, bool(handle.process.daemon)
+                        )
                     )
                     pipes = reads[id(handle)]
                     assert handle.exit_descriptor is not None  # set by launch, with the pipes
                     handle.report = self.reader.add(handle.name, handle.process.pid, pipes, handle.exit_descriptor)
+                    self._owners[id(handle.report)] = handle
             finally:
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a pending one is noted now
         return tried
@@ -202,23 +206,16 @@ class MultiprocessingBackend:
         """
         deadline = None if timeout is None else self.clock() + timeout
         waiting = [h for h in handles if h.started is not None and not self._exited(h, look=True)]
-        nap = 0.001
 
-        def done() -> bool:
-            waiting[:] = [h for h in waiting if not self._exited(h)]
+        def done() -> bool:  # each exit is told by the poll that notices it (see _poll)
+            waiting[:] = [h for h in waiting if h.ended is None]
             return not waiting
 
         while waiting:
             left = None if deadline is None else deadline - self.clock()
             if left is not None and left <= 0:
                 break
-            # The exit code comes a moment after the exit descriptor fires (the fork server
-            # writes it), and without pidfds a sentinel may not fire at all (a grandchild
-            # holds it): look at those often, at the others every POLL.
-            every = POLL
-            if any(h.report.ended is not None for h in waiting):
-                every, nap = nap, min(nap * 2, POLL)
-            if self.loop.wait(done, every if left is None else min(every, left)):
+            if self.loop.wait(done, POLL if left is None else min(POLL, left)):
                 break
             # Without a pidfd, a sentinel a grandchild holds never fires: ask the system.
             waiting[:] = [h for h in waiting if not self._exited(h, look=not h.owns_descriptor)]
@@ -230,11 +227,37 @@ class MultiprocessingBackend:
         return waiting
 
     def _exited(self, handle: Handle, *, look: bool = False) -> bool:
-        """Whether the process has exited (and is reaped): asked of the system once its exit
-        descriptor fired, or when `look`."""
-        if handle.process.exitcode is None and (look or handle.report.ended is not None):
-            self.note_end(handle)  # exitcode polls (and reaps) the child
-        return handle.process.exitcode is not None
+        """Whether the process has exited (and is reaped, and its exit told): asked of the
+        system if `look`."""
+        if look:
+            self._tell_exit(handle)
+        return handle.ended is not None
+
+    def _poll(self, timeout: float | None) -> None:
+        """The loop's read: what the children wrote, then the exits that came meanwhile."""
+        if self._exiting:
+            # The exit code comes a moment after the exit descriptor fires (the fork server
+            # writes it): look again soon.
+            timeout = self._nap if timeout is None else min(timeout, self._nap)
+        self.reader.poll(timeout)
+        if self.reader.exited:
+            self._exiting += [self._owners[id(report)] for report in self.reader.exited]
+            self.reader.exited.clear()
+        if self._exiting:
+            for handle in self._exiting:
+                self._tell_exit(handle)
+            self._exiting = [h for h in self._exiting if h.ended is None]
+            self._nap = min(self._nap * 2, POLL) if self._exiting else EXIT_NAP
+
+    def _tell_exit(self, handle: Handle) -> None:
+        """If the process has exited, reap it and tell it (once): an `Exited` record after all it
+        left in its pipes."""
+        if handle.ended is not None or handle.started is None or handle.process.exitcode is None:
+            return  # exitcode polls (and reaps) the child
+        # When it exited, as the reader saw it; else now, when we learnt of it.
+        handle.ended = handle.report.ended or self.clock()
+        self.reader.drain(handle.report)
+        self.loop.emit(records.Exited(self._ending(handle)))
 
     def _trapped(self, handles: list[Handle]) -> dict[str, tuple[Handle, list[str]]]:
         """Those of these processes caught in the queue-feeder trap (see feeder_trap.py), each
@@ -269,9 +292,7 @@ class MultiprocessingBackend:
         news = [(handle, fed) for handle, fed in trapped.values() if handle.stuck is None]
         for handle, fed in news:
             handle.stuck = feeder_trap.reason(fed)
-            self.log.warning(
-                "process.stuck", process=handle.name, pid=handle.process.pid, reason=handle.stuck, hint=feeder_trap.HINT
-            )
+            self.loop.emit(records.Stuck(handle.name, handle.process.pid, handle.stuck, feeder_trap.HINT))
         self.dump_stacks([handle for handle, _ in news], "cannot exit")
 
     def receivers(self, name: str) -> list[Handle]:
@@ -395,16 +416,13 @@ class MultiprocessingBackend:
         own = trees.command_line(os.getpid())
         for one in stopped:
             owner = owners.get(one.pid)
-            self.log.warning(
-                "process.descendant",
-                process=owner.name if owner else None,
-                pid=one.pid,
-                command=one.command,
-                # Forked without an exec, it still shows mprun's command line (or a spawned
-                # interpreter's): say so rather than show that.
-                forked=one.command == own or "from multiprocessing." in one.command,
-                stopped_by=one.stopped_by,
-                exitcode=one.exitcode,
+            # Forked without an exec, it still shows mprun's command line (or a spawned
+            # interpreter's): say so rather than show that.
+            forked = one.command == own or "from multiprocessing." in one.command
+            self.loop.emit(
+                records.Descendant(
+                    owner.name if owner else None, one.pid, one.command, forked, one.stopped_by, one.exitcode
+                )
             )
 
     def _flush_first(self, handles: list[Handle]) -> list[Handle]:
@@ -427,35 +445,29 @@ class MultiprocessingBackend:
 
     def endings(self) -> list[Ended]:
         """What happened to each planned process, for judging (see outcome.py)."""
-        found = []
-        for handles in self.handles.values():
-            for handle in handles:
-                self.note_end(handle)  # also for processes that ended by themselves, never joined
-                report = handle.report
-                found.append(
-                    Ended(
-                        name=handle.name,
-                        key=handle.planned.key,
-                        replica=handle.planned.replica,
-                        expect=handle.planned.expect,
-                        pid=handle.process.pid,
-                        exitcode=handle.process.exitcode,
-                        started=handle.started,
-                        ended=handle.ended,
-                        stopped_as_planned=handle.terminated,
-                        cpu_s=report.usage.cpu_s if report.usage else None,
-                        max_rss_kb=report.usage.max_rss_kb if report.usage else None,
-                        exception=f"{report.raised.type}: {report.raised.message}" if report.raised else None,
-                        returned=report.returned.repr if report.returned else None,
-                    )
-                )
-        return found
+        everyone = [handle for handles in self.handles.values() for handle in handles]
+        for handle in everyone:
+            self._tell_exit(handle)  # one whose exit was not noticed yet
+        return [self._ending(handle) for handle in everyone]
 
-    def note_end(self, handle: Handle) -> None:
-        """Record when a process that has exited ended (a no-op while it runs)."""
-        if handle.ended is None and handle.process.exitcode is not None:
-            # When it exited, as the reader saw it; else now, when we learnt of it.
-            handle.ended = handle.report.ended or self.clock()
+    @staticmethod
+    def _ending(handle: Handle) -> Ended:
+        report = handle.report
+        return Ended(
+            name=handle.name,
+            key=handle.planned.key,
+            replica=handle.planned.replica,
+            expect=handle.planned.expect,
+            pid=handle.process.pid,
+            exitcode=handle.process.exitcode,
+            started=handle.started,
+            ended=handle.ended,
+            stopped_as_planned=handle.terminated,
+            cpu_s=report.usage.cpu_s if report.usage else None,
+            max_rss_kb=report.usage.max_rss_kb if report.usage else None,
+            exception=f"{report.raised.type}: {report.raised.message}" if report.raised else None,
+            returned=report.returned.repr if report.returned else None,
+        )
 
     # -- shared objects -----------------------------------------------------------------------
 
@@ -509,13 +521,13 @@ class MultiprocessingBackend:
             self.wait_for([h for h in everyone if not h.process.daemon], None)
         daemons = [h for h in everyone if h.started is not None and h.process.daemon and h.process.is_alive()]
         if daemons:
-            self.log.info("run.stop_daemons", names=[h.name for h in daemons])
+            self.loop.emit(records.Stopping(tuple(h.name for h in daemons), overdue=False))
             self.stop(daemons, grace)
         # Processes whose join timed out, and those that cannot exit, are not waited for again.
         self.wait_for([h for h in everyone if not h.process.daemon and not h.overdue], None)
         left = [h for h in everyone if h.started is not None and not h.process.daemon and h.process.is_alive()]
         if left:
-            self.log.warning("run.stop_overdue", names=[h.name for h in left])
+            self.loop.emit(records.Stopping(tuple(h.name for h in left), overdue=True))
             self.stop(left, grace, as_planned=False)
         self.stop_left_behind(grace)
 

@@ -6,8 +6,11 @@ a simple queue's full pipe, an empty queue, `JoinableQueue.join`).
 
 from __future__ import annotations
 
+import os
 import queue
+import select
 import signal
+import struct
 from collections.abc import Callable, Mapping
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
@@ -135,21 +138,40 @@ def put(target: Any, item: Any) -> bool:
         except queue.Full:
             return False
         return True
-    # A SimpleQueue writes to its pipe in `put`, and would block until a reader makes room:
-    # what it does, once the pipe has room for the whole item (or is empty, for an item larger
-    # than the pipe: then only a reader can make it go).
+    # A SimpleQueue writes to its pipe in `put`, and would block until a reader makes room.
+    # Room counted in bytes is not enough: a pipe holds 16 pages, and a page partly read is
+    # still taken, so a write can block with far fewer bytes unread than the pipe holds. A
+    # frame of up to PIPE_BUF bytes is written whole or not at all by a non-blocking write;
+    # a larger one only into an empty pipe (then only a reader can make it go). The writer is
+    # non-blocking only while mprun holds the queue's write lock: children write under it too.
     data = ForkingPickler.dumps(item)
-    fill = pipe_fill(target._reader.fileno())
-    if fill is not None and fill[0] and fill[0] + len(data) + 12 > fill[1]:
-        return False
     lock = target._wlock  # None where writes are atomic
     if lock is not None and not lock.acquire(False):
         return False
     try:
+        frame = struct.pack("!i", len(data)) + data
+        if len(frame) <= select.PIPE_BUF:
+            return _write_now(target._writer.fileno(), frame)
+        fill = pipe_fill(target._reader.fileno())
+        if fill is not None and fill[0]:
+            return False
         target._writer.send_bytes(data)
     finally:
         if lock is not None:
             lock.release()
+    return True
+
+
+def _write_now(descriptor: int, frame: bytes) -> bool:
+    """Write `frame` (at most PIPE_BUF bytes, so all of it or none) if the pipe has room now."""
+    blocking = os.get_blocking(descriptor)
+    os.set_blocking(descriptor, False)
+    try:
+        os.write(descriptor, frame)
+    except BlockingIOError:
+        return False
+    finally:
+        os.set_blocking(descriptor, blocking)
     return True
 
 

@@ -1,12 +1,12 @@
 """The parent's reader of every child's output and events, driven by mprun's one loop.
 
-Children write; only the parent turns what they write into log records (honcho's design):
-each line of a child's stdout and stderr becomes a `process.output` record, in order, each
-event (log record, exception, return value, resource use) its own record, and each dump of
-a child's stacks (which the backend asks for with a signal) a `process.stack` record. Nothing
-here runs on a thread of its own: `poll` reads what is ready, and every wait of a run goes
-through it, so that output is read whatever a step waits for, and no thread of mprun's runs
-while it forks.
+Children write; only the parent turns what they write into records (records.py), which the
+loop hands to the log (honcho's design): each read of a child's stdout and stderr becomes an
+`Output` record of its lines, in order, each event a child sends (a log record, its exception,
+its return value) its own record, and each dump of a child's stacks (which the backend asks
+for with a signal) a `Stack` record. Nothing here runs on a thread of its own: `poll` reads
+what is ready, and every wait of a run goes through it, so that output is read whatever a step
+waits for, and no thread of mprun's runs while it forks.
 """
 
 from __future__ import annotations
@@ -19,27 +19,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
 
+from runner import records
 from runner.child import FLUSHED, STACK_READY
 from runner.events import Logged, Raised, Returned, Usage
+from runner.records import Record
 
 # faulthandler writes a dump in many small writes, all at once: a pause this long (with nothing
 # left in the pipe) ends one. Shorter, and a child descheduled mid-dump had its dump cut in two.
 STACK_SETTLE = 0.2
 EVENT_LIMIT = 64 * 1024 * 1024  # bytes: a larger length is a garbled events pipe
 STACK_LIMIT = 256 * 1024  # bytes of one dump kept (faulthandler stops at 100 threads of 100 frames)
-
-# Python's SUBDEBUG and SUBWARNING (multiprocessing's own levels) shown as the nearest standard one.
-_METHODS = {
-    "DEBUG": "debug",
-    "SUBDEBUG": "debug",
-    "INFO": "info",
-    "SUBWARNING": "info",
-    "WARNING": "warning",
-    "ERROR": "error",
-    "CRITICAL": "critical",
-}
 
 
 @dataclass
@@ -56,6 +46,7 @@ class Report:
     stack_reason: str | None = None  # why the last dump was asked for
     flushed: bool = False  # it wrote out its streams when asked, and is ending by SIGTERM
     outputs: list[_Stream] = field(default_factory=list, repr=False)  # its stdout and stderr
+    events: _Stream | None = field(default=None, repr=False)
 
 
 @dataclass(eq=False)
@@ -73,15 +64,10 @@ class Reader:
     """Reads the pipes of every started child until they close, and watches their exits;
     logs as it goes."""
 
-    def __init__(
-        self,
-        log: Any,
-        output: Callable[[str, int, str, list[str]], None] | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.log = log
+    def __init__(self, emit: Callable[[Record], None], clock: Callable[[], float] = time.monotonic) -> None:
+        self.emit = emit
         self.clock = clock
-        self.output = output or self._output_one_by_one
+        self.exited: list[Report] = []  # processes whose exit descriptor fired, for the backend to take
         self._selector = selectors.DefaultSelector()
         self.open = 0  # pipes not closed yet
         self._dumping: list[_Stream] = []  # stack pipes with part of a dump read
@@ -96,6 +82,8 @@ class Reader:
             self._selector.register(connection, selectors.EVENT_READ, stream)
             if name in ("stdout", "stderr"):
                 report.outputs.append(stream)
+            elif name == "events":
+                report.events = stream
             self.open += 1
         return report
 
@@ -116,16 +104,28 @@ class Reader:
             if isinstance(key.data, Report):  # an exit descriptor: the process has exited
                 key.data.ended = self.clock()
                 self._selector.unregister(key.fileobj)
+                self.exited.append(key.data)
                 continue
-            try:
-                self._read(key.data)
-            except Exception as error:  # noqa: BLE001 - mprun must outlive anything a child sends
-                try:
-                    self._give_up(key.data, error)
-                except Exception:  # noqa: BLE001 - not even logging works: keep reading all the same
-                    self._close(key.data)
+            self._read_safely(key.data)
         self._log_dumps()
         return bool(ready)
+
+    def drain(self, report: Report) -> None:
+        """Record what a process that has exited left in its pipes: its last events, then its
+        last output, all in before its exit is told."""
+        if report.events is not None:
+            while not report.events.connection.closed and report.events.connection.poll(0):
+                self._read_safely(report.events)
+        self._catch_up(report)
+
+    def _read_safely(self, stream: _Stream) -> None:
+        try:
+            self._read(stream)
+        except Exception as error:  # noqa: BLE001 - mprun must outlive anything a child sends
+            try:
+                self._give_up(stream, error)
+            except Exception:  # noqa: BLE001 - not even logging works: keep reading all the same
+                self._close(stream)
 
     def close(self) -> None:
         """Stop reading and release every descriptor; what was not read by now is not logged."""
@@ -153,24 +153,12 @@ class Reader:
         reason, stream.report.stack_reason = stream.report.stack_reason, None
         if text.startswith("Fatal Python error"):
             reason = "crashed"
-        self.log.warning(
-            "process.stack",
-            process=stream.process,
-            pid=stream.pid,
-            reason=reason or "a signal from outside mprun",
-            stack=text.rstrip(),
-        )
+        self.emit(records.Stack(stream.process, stream.pid, reason or "a signal from outside mprun", text.rstrip()))
         stream.report.stacks += 1
 
     def _give_up(self, stream: _Stream, error: Exception) -> None:
         """A stream mprun cannot read any more (a garbled event): say so, and stop reading it."""
-        self.log.error(
-            "process.unreadable",
-            process=stream.process,
-            pid=stream.pid,
-            stream=stream.name,
-            error=f"{type(error).__name__}: {error}",
-        )
+        self.emit(records.Unreadable(stream.process, stream.pid, stream.name, f"{type(error).__name__}: {error}"))
         self._close(stream)
 
     def _read(self, stream: _Stream) -> None:
@@ -258,20 +246,14 @@ class Reader:
             # until the end): shown as it is written, as a record marked partial, which the
             # next record of the stream continues.
             text, stream.partial = stream.partial.decode(errors="replace"), b""
-            self.log.info(
-                "process.output", process=stream.process, pid=stream.pid, stream=stream.name, line=text, partial=True
-            )
+            self.emit(records.Output(stream.process, stream.pid, stream.name, [text], partial=True))
 
     def _output(self, stream: _Stream, lines: bytes) -> None:
         # Decoded together: a newline never falls inside a UTF-8 character, so each line
         # comes out as it would alone, bad bytes replaced.
         text = lines.decode(errors="replace")
         texts = [line.rstrip("\r") for line in text.split("\n")] if "\r" in text else text.split("\n")
-        self.output(stream.process, stream.pid, stream.name, texts)
-
-    def _output_one_by_one(self, process: str, pid: int, stream: str, lines: list[str]) -> None:
-        for line in lines:
-            self.log.info("process.output", process=process, pid=pid, stream=stream, line=line)
+        self.emit(records.Output(stream.process, stream.pid, stream.name, texts))
 
     def _catch_up(self, report: Report) -> None:
         """Log what a process printed before it sent the event now read: it is in its pipes
@@ -287,29 +269,19 @@ class Reader:
                 self._lines(output, chunk)
 
     def _event(self, stream: _Stream, event: object) -> None:
-        where = {"process": stream.process, "pid": stream.pid}
+        process, pid = stream.process, stream.pid
         if isinstance(event, Logged):
-            method = getattr(self.log, _METHODS.get(event.level, "info"))
-            extra = {"traceback": event.traceback} if event.traceback else {}
-            method(
-                "process.log",
-                **where,
-                logger=event.logger,
-                levelname=event.level,
-                message=event.message,
-                created=event.created,
-                **extra,
+            self.emit(
+                records.Logged(process, pid, event.logger, event.level, event.message, event.created, event.traceback)
             )
         elif isinstance(event, Raised):
             self._catch_up(stream.report)
             stream.report.raised = event
-            self.log.error(
-                "process.exception", **where, type=event.type, message=event.message, traceback=event.traceback
-            )
+            self.emit(records.Raised(process, pid, event.type, event.message, event.traceback))
         elif isinstance(event, Returned):
             self._catch_up(stream.report)
             stream.report.returned = event
-            self.log.info("process.return", **where, repr=event.repr)
+            self.emit(records.Returned(process, pid, event.repr))
         elif isinstance(event, Usage):
             stream.report.usage = event
             stream.report.finished = self.clock()
