@@ -69,6 +69,14 @@ def fork_then_exec():
     print("about to exec")
     os.execv("/bin/sleep", ["sleep", "30"])
 
+def no_newline_then_exit():
+    sys.stdout.write("last, without its newline")
+
+def crash():
+    print("about to crash")
+    import ctypes
+    ctypes.string_at(0)
+
 def busy_in_c():
     print("busy")
     sum(range(10**11))  # no Python bytecode runs: a Python signal handler waits
@@ -133,6 +141,26 @@ def test_a_process_s_lines_come_before_its_return_in_the_log(project: Path, meth
     events = [r["event"] for r in log.records if r.get("process") == "p"]
     assert events.index("process.return") > max(i for i, name in enumerate(events) if name == "process.output")
     assert log.lines("p") == [f"line {n}" for n in range(3000)]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_all_a_process_wrote_comes_before_its_exit_a_last_partial_line_and_a_crash_s_stack_too(
+    project: Path, method: str
+) -> None:
+    path = workflow(
+        project,
+        "processes:\n  nonl: {target: jobs:no_newline_then_exit}\n"
+        "  crash: {target: jobs:crash, expect: {signal: SIGSEGV}}\n"
+        "steps:\n  - start: [nonl, crash]\n  - join: [nonl, crash]\n",
+    )
+    log = run_mprun(path, project / "run.jsonl", "--start-method", method)
+    assert log.exitcode == 0, log.stderr
+    for process, last in (("nonl", "process.output"), ("crash", "process.stack")):
+        told = [r["event"] for r in log.records if r.get("process") == process]
+        assert told[-2:] == [last, "process.exit"], told
+    assert log.lines("nonl") == ["last, without its newline"]
+    [stack] = log.events("process.stack", process="crash")
+    assert stack["reason"] == "crashed"
 
 
 def test_carriage_returns_are_kept_in_the_log_as_written(project: Path) -> None:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from runner.backends import Backend
 
 POLL = 0.2  # s between looks for the queue-feeder trap while a join waits
-EXIT_NAP = 0.001  # s before looking again for an exit code on its way (doubling up to POLL)
+EXIT_NAP = 0.001  # s before looking again for an exit code not there yet (doubling up to POLL)
 STACK_TIMEOUT = 0.8  # s to wait for a child's dump of its stacks (a stopped process never answers)
 FLUSH_WAIT = 0.1  # s to wait for a child to answer a flush: one busy in C code gets SIGTERM after
 START_BATCH = 32  # processes started before any of them is logged and read (see start)
@@ -63,12 +63,8 @@ class MultiprocessingBackend:
         self.handles: dict[str, list[Handle]] = {}
         # A program calling runner.run() may have children of its own: not the run's to stop.
         self.others = set(trees.children(os.getpid()))
-        # Forked before mprun has any thread (a queue's feeder starts with its first put).
         self.cgroups = Cgroups.create()
         self.guard: tuple[int, int] | None = None
-        if self.cgroups is not None:
-            self.guard = start_guard(self.cgroups.root)
-            child.cgroup_guard = self.guard[1]
         # The caller's (execution.py installs them for the whole run, report included).
         self.signals = signals or Signals()
         self.loop = Loop(self._poll, self.signals, time_limit, clock)
@@ -86,6 +82,14 @@ class MultiprocessingBackend:
 
     def build(self) -> None:
         """Create the shared objects, then every process object, in file order."""
+        folders: list[str | None] = [None] * len(self.plan.processes)
+        if self.cgroups is not None:
+            # Each process's cgroup made first: the guard's first move into a cgroup (see
+            # cgroups._warm_up) holds up every cgroup made while it waits. Forked before mprun
+            # has any thread (a queue's feeder starts with its first put, a manager with it).
+            folders = [self.cgroups.make() for _ in self.plan.processes]
+            self.guard = start_guard(self.cgroups.root)
+            child.cgroup_guard = self.guard[1]
         # Orphans below mprun come back to it, to be found and stopped at the end (trees.py).
         self.subreaper = not trees.is_subreaper() and trees.become_subreaper()
         method = self.ctx.get_start_method()
@@ -113,9 +117,9 @@ class MultiprocessingBackend:
                 raise BuildFailed(f"making {shared.name} raised {type(error).__name__}: {error}") from error
         mp_log = self.plan.workflow.multiprocessing_log
         as_mprun = unbuffered()
-        for planned in self.plan.processes:
+        for planned, folder in zip(self.plan.processes, folders, strict=True):
             trampoline = Trampoline(None if planned.is_class else planned.target, mp_log, as_mprun)
-            trampoline.cgroup = self.cgroups.make() if self.cgroups is not None else None
+            trampoline.cgroup = folder
             handle = processes.make(planned, trampoline, self.objects)
             self.handles.setdefault(planned.key, []).append(handle)
 
@@ -236,8 +240,9 @@ class MultiprocessingBackend:
     def _poll(self, timeout: float | None) -> None:
         """The loop's read: what the children wrote, then the exits that came meanwhile."""
         if self._exiting:
-            # The exit code comes a moment after the exit descriptor fires (the fork server
-            # writes it): look again soon.
+            # An exit descriptor fired without its exit code (not seen on Linux, where a pidfd
+            # fires once the process can be reaped and the fork server's sentinel once it has
+            # written the code): look again soon rather than at the next read.
             timeout = self._nap if timeout is None else min(timeout, self._nap)
         self.reader.poll(timeout)
         if self.reader.exited:
@@ -256,8 +261,10 @@ class MultiprocessingBackend:
             return  # exitcode polls (and reaps) the child
         # When it exited, as the reader saw it; else now, when we learnt of it.
         handle.ended = handle.report.ended or self.clock()
-        self.reader.drain(handle.report)
-        self.loop.emit(records.Exited(self._ending(handle)))
+        try:
+            self.reader.drain(handle.report)
+        finally:  # told even if a second Ctrl-C cuts the drain short: it is told only here
+            self.loop.emit(records.Exited(self._ending(handle)))
 
     def _trapped(self, handles: list[Handle]) -> dict[str, tuple[Handle, list[str]]]:
         """Those of these processes caught in the queue-feeder trap (see feeder_trap.py), each

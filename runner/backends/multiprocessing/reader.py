@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
 from runner import records
+from runner.backends.multiprocessing.feeder_trap import pipe_fill
 from runner.child import FLUSHED, STACK_READY
 from runner.events import Logged, Raised, Returned, Usage
 from runner.records import Record
@@ -30,6 +31,8 @@ from runner.records import Record
 STACK_SETTLE = 0.2
 EVENT_LIMIT = 64 * 1024 * 1024  # bytes: a larger length is a garbled events pipe
 STACK_LIMIT = 256 * 1024  # bytes of one dump kept (faulthandler stops at 100 threads of 100 frames)
+CHUNK = 65536  # bytes read at once
+DRAIN_LIMIT = 1024 * 1024  # bytes read of a pipe whose fill cannot be told, when a process exits
 
 
 @dataclass
@@ -47,6 +50,7 @@ class Report:
     flushed: bool = False  # it wrote out its streams when asked, and is ending by SIGTERM
     outputs: list[_Stream] = field(default_factory=list, repr=False)  # its stdout and stderr
     events: _Stream | None = field(default=None, repr=False)
+    stack: _Stream | None = field(default=None, repr=False)
 
 
 @dataclass(eq=False)
@@ -84,6 +88,8 @@ class Reader:
                 report.outputs.append(stream)
             elif name == "events":
                 report.events = stream
+            else:
+                report.stack = stream
             self.open += 1
         return report
 
@@ -111,21 +117,48 @@ class Reader:
         return bool(ready)
 
     def drain(self, report: Report) -> None:
-        """Record what a process that has exited left in its pipes: its last events, then its
-        last output, all in before its exit is told."""
-        if report.events is not None:
-            while not report.events.connection.closed and report.events.connection.poll(0):
-                self._read_safely(report.events)
-        self._catch_up(report)
+        """Record what a process that has exited left in its pipes, all in before its exit is
+        told: its last events, its last output (a last line without its newline too), a dump
+        of its stacks that its end cut short (a crash)."""
+        for stream in (report.events, *report.outputs, report.stack):
+            if stream is not None:
+                self._take(stream, ended=True)
 
-    def _read_safely(self, stream: _Stream) -> None:
+    def _take(self, stream: _Stream, *, ended: bool = False) -> None:
+        """Read what is in this pipe now, and no more: a descendant holding it may write on
+        without end. `ended`: the process has exited, so what it began is over: the end of
+        file if it is there, else a line without its newline shown as partial, and a dump
+        logged as it is."""
+        fill = None if stream.connection.closed else pipe_fill(stream.connection.fileno())
+        budget = DRAIN_LIMIT if fill is None else fill[0]
+        while budget > 0 and not stream.connection.closed:
+            got = self._read_safely(stream, min(budget, CHUNK))
+            if not got:
+                break
+            budget -= got
+        if not ended or stream.connection.closed:
+            return
+        fill = pipe_fill(stream.connection.fileno())
+        if stream.connection.poll(0) and fill is not None and not fill[0]:
+            self._read_safely(stream)  # readable, and empty: its end of file
+        if stream.connection.closed:
+            return
+        if stream in self._dumping:
+            self._log_dump(stream)
+        elif stream.partial and stream.name in ("stdout", "stderr"):
+            text, stream.partial = stream.partial.decode(errors="replace"), b""
+            self.emit(records.Output(stream.process, stream.pid, stream.name, [text], partial=True))
+
+    def _read_safely(self, stream: _Stream, limit: int = CHUNK) -> int:
+        """Read once (see `_read`); 0 once the stream is closed."""
         try:
-            self._read(stream)
+            return self._read(stream, limit)
         except Exception as error:  # noqa: BLE001 - mprun must outlive anything a child sends
             try:
                 self._give_up(stream, error)
             except Exception:  # noqa: BLE001 - not even logging works: keep reading all the same
                 self._close(stream)
+        return 0
 
     def close(self) -> None:
         """Stop reading and release every descriptor; what was not read by now is not logged."""
@@ -161,12 +194,13 @@ class Reader:
         self.emit(records.Unreadable(stream.process, stream.pid, stream.name, f"{type(error).__name__}: {error}"))
         self._close(stream)
 
-    def _read(self, stream: _Stream) -> None:
+    def _read(self, stream: _Stream, limit: int = CHUNK) -> int:
+        """Read up to `limit` bytes of the stream and record them; how many (0: it was at its
+        end of file, and is closed now)."""
         if stream.name == "stack":
-            self._stack(stream)
-            return
+            return self._stack(stream, limit)
         try:
-            chunk = _read_some(stream.connection)
+            chunk = _read_some(stream.connection, limit)
         except OSError:
             chunk = b""
         if chunk:
@@ -174,11 +208,12 @@ class Reader:
                 self._events(stream, chunk)
             else:
                 self._lines(stream, chunk)
-            return
+            return len(chunk)
         if stream.partial and stream.name != "events":  # a last line without its newline
             self._output(stream, stream.partial)
         stream.partial = b""  # of events, a message cut short by a kill: nothing to tell
         self._close(stream)
+        return 0
 
     def _events(self, stream: _Stream, chunk: bytes) -> None:
         """The whole messages read so far, each as `Connection.send_bytes` frames it (a length,
@@ -210,9 +245,9 @@ class Reader:
         stream.connection.close()
         self.open -= 1
 
-    def _stack(self, stream: _Stream) -> None:
+    def _stack(self, stream: _Stream, limit: int) -> int:
         try:
-            chunk = _read_some(stream.connection)
+            chunk = _read_some(stream.connection, limit)
         except OSError:
             chunk = b""
         if not chunk:
@@ -220,7 +255,8 @@ class Reader:
                 self._log_dump(stream)
             stream.report.stack_ready = False  # gone, or exec'd: the signal would now kill it
             self._close(stream)
-            return
+            return 0
+        read = len(chunk)
         if not stream.report.stack_ready and chunk.startswith(STACK_READY):
             stream.report.stack_ready = True
             chunk = chunk[len(STACK_READY) :]
@@ -232,6 +268,7 @@ class Reader:
             stream.last_read = self.clock()
             if stream not in self._dumping:
                 self._dumping.append(stream)
+        return read
 
     def _lines(self, stream: _Stream, chunk: bytes) -> None:
         cut = chunk.rfind(b"\n")  # in the new bytes only: a long line is not searched again
@@ -259,14 +296,7 @@ class Reader:
         """Log what a process printed before it sent the event now read: it is in its pipes
         already (the child flushes first), and belongs before the event in the log."""
         for output in report.outputs:
-            while not output.connection.closed and output.connection.poll(0):
-                try:
-                    chunk = _read_some(output.connection)
-                except OSError:
-                    break
-                if not chunk:
-                    break  # end of file: the selector closes it
-                self._lines(output, chunk)
+            self._take(output)
 
     def _event(self, stream: _Stream, event: object) -> None:
         process, pid = stream.process, stream.pid
@@ -287,5 +317,5 @@ class Reader:
             stream.report.finished = self.clock()
 
 
-def _read_some(connection: Connection) -> bytes:
-    return os.read(connection.fileno(), 65536)
+def _read_some(connection: Connection, limit: int = CHUNK) -> bytes:
+    return os.read(connection.fileno(), limit)
