@@ -23,6 +23,7 @@ from runner.workflow import (
     Step,
     Terminate,
     Wait,
+    as_written,
 )
 
 if TYPE_CHECKING:
@@ -127,9 +128,9 @@ def take(step: Step, plan: Plan, backend: Backend, log: Any) -> tuple[str, str]:
 
 def _items(step: Put, plan: Plan) -> list[Any]:
     if step.source is not None:
-        return list(resolve(step.source)(*step.args, **step.kwargs))
+        return list(resolve(step.source)(*as_written(step.args), **as_written(step.kwargs)))
     repeat = len(plan.replicas(step.per.text)) if step.per is not None else step.count
-    return [item for item in step.items for _ in range(repeat)]
+    return [as_written(item) for item in step.items for _ in range(repeat)]
 
 
 def _short_repr(value: object, limit: int = ITEM_REPR) -> str:

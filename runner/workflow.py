@@ -112,6 +112,16 @@ def parse_arguments(value: Any, where: JsonPath) -> Any:
     return value
 
 
+def as_written(value: Any) -> Any:
+    """Plain data as the file wrote it, for user code: the plan holds a YAML list as a tuple
+    (records are immutable), and a target must get the list back, at every depth."""
+    if isinstance(value, tuple):
+        return [as_written(item) for item in value]
+    if isinstance(value, dict):
+        return {key: as_written(item) for key, item in value.items()}
+    return value
+
+
 def leaves(value: Any, where: JsonPath) -> Iterator[tuple[JsonPath, Any]]:
     """Every leaf of parsed arguments (neither tuple nor dict) with its path, depth first."""
     if isinstance(value, (tuple, dict)):

@@ -36,12 +36,13 @@ class Objects:
         return self.made[name]
 
     def bind(self, value: Any) -> Any:
-        """Arguments with each reference replaced by its object (or pipe end)."""
+        """Arguments with each reference replaced by its object (or pipe end), and each list
+        the plan holds as a tuple a list again (see workflow.as_written)."""
         if isinstance(value, Reference):
             found = self.made[str(value.name)]
             return found[value.end] if value.end is not None else found
         if isinstance(value, tuple):
-            return tuple(self.bind(item) for item in value)
+            return [self.bind(item) for item in value]
         if isinstance(value, dict):
             return {key: self.bind(item) for key, item in value.items()}
         return value
