@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from runner.backends.multiprocessing.reader import LINE_LIMIT  # noqa: E402
 from tests.support import alive, descendants, pids_in, start_mprun, user_env, wait_for, whole_lines  # noqa: E402
 from tests.test_faults import JOBS  # noqa: E402
 from tests.test_trees import JOBS as TREES  # noqa: E402
@@ -152,6 +153,41 @@ def trees(folder: Path, method: str, shape: str, ended: Row, killed: Row) -> Non
             os.kill(pid, signal.SIGKILL)
         row = killed if kill else ended
         row.count(bool(pids_in(pids)) and not survivors, f"{shape} {method}: {len(survivors)} survived")
+
+
+LONG_LINES = (10, 40, 100)  # MB in one line without a newline
+
+
+def long_line(folder: Path, megabytes: int, row: Row) -> str:
+    """A child writes one line of `megabytes` MB and no newline before it ends: the records must
+    join up to it, none longer than the limit; how long it took and mprun's peak memory."""
+    (folder / "long.py").write_text("import sys\n\ndef line(size):\n    sys.stdout.write('x' * size)\n")
+    size = megabytes * 1_000_000
+    log_file = folder / "long.jsonl"
+    body = f"processes: {{p: {{target: long:line, args: [{size}]}}}}\n"
+    began = time.monotonic()
+    subprocess.run(
+        [sys.executable, "-m", "runner", str(_workflow(folder, "fork", body)), "--log-file", str(log_file)],
+        cwd=ROOT,
+        env=user_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=600,
+        check=False,
+    )
+    took = time.monotonic() - began
+    got, whole, peak = 0, True, 0
+    with log_file.open() as records:
+        for text in records:
+            record = json.loads(text)
+            if record["event"] == "process.output":
+                got += len(record["line"])
+                whole = whole and len(record["line"]) <= LINE_LIMIT and not record["line"].strip("x")
+            elif record["event"] == "run.end":
+                peak = record["max_rss_kb"] // 1024
+    row.count(whole and got == size, f"{megabytes} MB: {got:,} characters logged")
+    log_file.unlink()
+    return f"{megabytes} MB in {took:.1f} s, mprun's peak {peak} MB"
 
 
 def lines(folder: Path, method: str, row: Row, count: int) -> None:
@@ -338,7 +374,8 @@ def main() -> int:
         (folder / "trees.py").write_text(TREES, encoding="utf-8")
         ended = Row("a process's descendant (helper, daemon, new session, Pool): alive after its terminate step")
         orphaned = Row("the same, mprun SIGKILLed: alive 2 s later (see docs/running.md#process-trees)")
-        rows[:0] = [kills, stops, flood, ended, orphaned]
+        long = Row("a line of 10, 40 and 100 MB without a newline: not logged whole, in records of at most 1 MiB")
+        rows[:0] = [kills, stops, flood, long, ended, orphaned]
         for method in METHODS:
             for trial in range(options.trials):
                 killed(folder, method, kills)
@@ -346,6 +383,8 @@ def main() -> int:
                 trees(folder, method, SHAPES[trial % len(SHAPES)], ended, orphaned)
             for _ in range(options.floods):
                 lines(folder, method, flood, options.lines)
+        sizes = (1, 4) if options.quick else LONG_LINES
+        long.what += " (" + "; ".join(long_line(folder, megabytes, long) for megabytes in sizes) + ")"
     fuzz(options.documents, rows)
     print(f"mprun soak on {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} CPUs")
     print(f"(`python benchmarks/soak.py{' --quick' if options.quick else ''}`, {time.monotonic() - began:.0f} s)\n")

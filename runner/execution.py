@@ -29,7 +29,7 @@ from runner.errors import (
     UsageError,
 )
 from runner.loop import STOPPING, Signals
-from runner.outcome import Ended, RunResult, Stop, judge, verdict
+from runner.outcome import Ended, RunResult, Stop, cause, judge, verdict
 from runner.plan import Plan, make_plan
 from runner.problem import Problem
 from runner.workflow import Workflow, holds_plain_data
@@ -284,6 +284,7 @@ def _report(
     run_id: str,
 ) -> RunResult:
     outcomes = tuple(judge(ended) for ended in endings)  # each logged as it exited (process.exit)
+    failures = [*failures, *(found for found in map(cause, endings) if found is not None)]
     status, exitcode = verdict(outcomes, tuple(failures), stop)
     log.info(
         "run.end",

@@ -94,6 +94,23 @@ def met(ended: Ended) -> bool:
     return ended.exitcode in ended.expect.exitcodes or signal_name(ended.exitcode) in names
 
 
+def cause(ended: Ended) -> str | None:
+    """Why this process fails the run, in words (None: it does not)."""
+    if ended.started is None or met(ended):
+        return None
+    if ended.exitcode is None:
+        return f"{ended.name} did not end"
+    name = signal_name(ended.exitcode)
+    how = f"by {name}" if name else f"with exit code {ended.exitcode}"
+    if ended.expect is None:
+        wanted = "SIGTERM, as it was stopped" if ended.stopped_as_planned else "exit code 0"
+    else:
+        wanted = " or ".join(
+            [f"exit code {code}" for code in ended.expect.exitcodes] + [str(n.text) for n in ended.expect.signals]
+        )
+    return f"{ended.name} ended {how}, not as expected ({wanted})"
+
+
 def judge(ended: Ended) -> ProcessOutcome:
     """One process's outcome."""
     duration = None

@@ -30,6 +30,10 @@ def pid_file(path, ignore_sigterm=False, become_nobody=False):
     while True:
         time.sleep(0.05)
 
+def exits_on_sigterm():
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(0))
+    forever()
+
 def forever():
     while True:
         time.sleep(0.05)
@@ -358,3 +362,37 @@ def test_a_child_that_execs_another_program_is_not_killed_by_a_stack_request(pro
     log = run_mprun(workflow(project, method, body), project / "run.jsonl")
     assert log.exitcode == 0, log.stderr
     assert log.events("process.exit")[0]["signal"] == "SIGTERM"
+
+
+@pytest.mark.parametrize(("target", "killed"), [("exits_on_sigterm", False), ("pid_file", True)])
+def test_a_terminate_without_grace_says_killed_only_of_what_sigkill_ended(
+    project: Path, target: str, killed: bool
+) -> None:
+    args = "[]" if target == "exits_on_sigterm" else f"['{project / 'pids'}', true]"  # the second ignores SIGTERM
+    body = (
+        f"processes: {{p: {{target: jobs:{target}, args: {args}, expect: {{exitcode: 0, signal: SIGKILL}}}}}}\n"
+        "steps:\n  - start: p\n  - sleep: 0.5\n  - terminate: {process: p, grace: 0}\n"
+    )
+    log = run_mprun(workflow(project, "fork", body), project / "run.jsonl")
+    assert log.exitcode == 0, log.stderr
+    [ended] = log.events("step.end", kind="terminate")
+    assert ended["detail"] == ("killed after the grace: p" if killed else None)
+    assert log.exits()["p"]["signal"] == ("SIGKILL" if killed else None)
+
+
+def test_run_end_names_every_process_that_failed_the_run(project: Path) -> None:
+    body = "processes: {good: {target: jobs:flood, args: [1]}, bad: {target: jobs:exit3}}\n"
+    log = run_mprun(workflow(project, "fork", body), project / "run.jsonl")
+    assert log.exitcode == 1
+    [end] = log.events("run.end")
+    assert end["failures"] == ["bad ended with exit code 3, not as expected (exit code 0)"]
+
+
+def test_any_timeout_the_command_line_accepts_works(project: Path) -> None:
+    log = run_mprun(
+        workflow(project, "fork", "processes: {p: {target: jobs:flood, args: [1]}}\n"),
+        project / "run.jsonl",
+        "--timeout",
+        "1e10",
+    )
+    assert log.exitcode == 0, log.stderr

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from runner.errors import FAILED, INTERRUPTED, OK, TERMINATED
-from runner.outcome import Ended, Stop, judge, met, signal_name, verdict
+from runner.outcome import Ended, Stop, cause, judge, met, signal_name, verdict
 from runner.workflow import Expectation, Name
 
 RETURNED = Ended(
@@ -82,3 +82,13 @@ def test_the_verdict() -> None:
     assert verdict((good,), ("interrupted (SIGINT)",), Stop("interrupted", "")) == ("interrupted", INTERRUPTED)
     assert verdict((good,), (), Stop("terminated", "")) == ("interrupted", TERMINATED)
     assert verdict((good,), (), Stop("failed", "the run took longer than --timeout 1 s")) == ("failed", FAILED)
+
+
+def test_each_process_that_fails_the_run_is_named_with_why() -> None:
+    assert cause(RETURNED) is None
+    assert cause(replace(RETURNED, pid=None, started=None, exitcode=None)) is None  # never started
+    assert cause(replace(RETURNED, exitcode=3)) == "worker-0 ended with exit code 3, not as expected (exit code 0)"
+    killed = replace(RETURNED, exitcode=-signal.SIGKILL, stopped_as_planned=True)
+    assert cause(killed) == "worker-0 ended by SIGKILL, not as expected (SIGTERM, as it was stopped)"
+    picky = replace(RETURNED, exitcode=0, expect=expecting(codes=(1, 2), signals=("SIGTERM",)))
+    assert cause(picky) == "worker-0 ended with exit code 0, not as expected (exit code 1 or exit code 2 or SIGTERM)"

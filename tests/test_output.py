@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from runner.backends.multiprocessing.reader import LINE_LIMIT
 from tests.support import ROOT, start_mprun, user_env, wait_for, whole_lines, workflow, write
 from tests.test_run import METHODS, run_mprun
 
@@ -71,6 +72,10 @@ def fork_then_exec():
 
 def no_newline_then_exit():
     sys.stdout.write("last, without its newline")
+
+def long_line(size):
+    sys.stdout.write("é" * (size // 2) + "\\n")  # two bytes each: the pieces must not cut one
+    print("after")
 
 def crash():
     print("about to crash")
@@ -161,6 +166,18 @@ def test_all_a_process_wrote_comes_before_its_exit_a_last_partial_line_and_a_cra
     assert log.lines("nonl") == ["last, without its newline"]
     [stack] = log.events("process.stack", process="crash")
     assert stack["reason"] == "crashed"
+
+
+def test_a_line_longer_than_the_limit_is_logged_in_pieces_that_join_up(project: Path) -> None:
+    size = 5 * LINE_LIMIT + 1000
+    path = workflow(project, f"processes: {{p: {{target: jobs:long_line, args: [{size}]}}}}\n")
+    log = run_mprun(path, project / "run.jsonl", "--log-format", "json")
+    assert log.exitcode == 0, log.stderr[-2000:]
+    pieces = log.events("process.output", process="p")
+    assert [piece.get("partial", False) for piece in pieces] == [True] * 5 + [False, False]
+    assert all(len(piece["line"].encode()) <= LINE_LIMIT for piece in pieces)
+    assert "".join(piece["line"] for piece in pieces[:-1]) == "é" * (size // 2)
+    assert pieces[-1]["line"] == "after"
 
 
 def test_carriage_returns_are_kept_in_the_log_as_written(project: Path) -> None:

@@ -370,7 +370,8 @@ class MultiprocessingBackend:
             self._finish_stopping(descendants, deadline)
         finally:
             self._report_descendants(descendants.close(), below)
-        return [handle.name for handle in killed]
+        # Those SIGKILL ended: one sent it after the grace may have exited meanwhile (grace 0).
+        return [handle.name for handle in killed if handle.process.exitcode == -signal.SIGKILL]
 
     def _finish_stopping(self, descendants: trees.Stopping, deadline: float) -> None:
         """SIGKILL those still alive at `deadline`, and wait until all have exited: reading the

@@ -32,6 +32,7 @@ STACK_SETTLE = 0.2
 EVENT_LIMIT = 64 * 1024 * 1024  # bytes: a larger length is a garbled events pipe
 STACK_LIMIT = 256 * 1024  # bytes of one dump kept (faulthandler stops at 100 threads of 100 frames)
 CHUNK = 65536  # bytes read at once
+LINE_LIMIT = 1024 * 1024  # bytes of a line logged in one record; a longer one is cut into partial records
 DRAIN_LIMIT = 1024 * 1024  # bytes read of a pipe whose fill cannot be told, when a process exits
 
 
@@ -60,7 +61,7 @@ class _Stream:
     name: str  # stdout, stderr, events or stack
     connection: Connection
     report: Report
-    partial: bytes = field(default=b"")
+    partial: bytearray = field(default_factory=bytearray)  # grown in place: a long line is not copied per read
     last_read: float = 0.0
 
 
@@ -146,8 +147,7 @@ class Reader:
         if stream in self._dumping:
             self._log_dump(stream)
         elif stream.partial and stream.name in ("stdout", "stderr"):
-            text, stream.partial = stream.partial.decode(errors="replace"), b""
-            self.emit(records.Output(stream.process, stream.pid, stream.name, [text], partial=True))
+            self._continued(stream, len(stream.partial))
 
     def _read_safely(self, stream: _Stream, limit: int = CHUNK) -> int:
         """Read once (see `_read`); 0 once the stream is closed."""
@@ -182,7 +182,7 @@ class Reader:
 
     def _log_dump(self, stream: _Stream) -> None:
         self._dumping.remove(stream)
-        text, stream.partial = stream.partial.decode(errors="replace"), b""
+        text, stream.partial = stream.partial.decode(errors="replace"), bytearray()
         reason, stream.report.stack_reason = stream.report.stack_reason, None
         if text.startswith("Fatal Python error"):
             reason = "crashed"
@@ -211,7 +211,7 @@ class Reader:
             return len(chunk)
         if stream.partial and stream.name != "events":  # a last line without its newline
             self._output(stream, stream.partial)
-        stream.partial = b""  # of events, a message cut short by a kill: nothing to tell
+        stream.partial = bytearray()  # of events, a message cut short by a kill: nothing to tell
         self._close(stream)
         return 0
 
@@ -219,7 +219,8 @@ class Reader:
         """The whole messages read so far, each as `Connection.send_bytes` frames it (a length,
         then the bytes): read as they come, never waiting for the rest of one, which a child
         killed while it wrote would never send."""
-        data = stream.partial + chunk
+        data = stream.partial
+        data += chunk  # in place: an event of megabytes arrives in many reads
         start = 0
         while len(data) - start >= 4:
             (size,) = struct.unpack_from("!i", data, start)
@@ -236,7 +237,7 @@ class Reader:
             event = pickle.loads(data[start + header : start + header + size])
             start += header + size
             self._event(stream, event)
-        stream.partial = data[start:]
+        del data[:start]
 
     def _close(self, stream: _Stream) -> None:
         if stream.connection.closed:
@@ -264,7 +265,7 @@ class Reader:
             chunk = chunk.replace(FLUSHED, b"")
             stream.report.flushed = True
         if chunk:
-            stream.partial = (stream.partial + chunk)[:STACK_LIMIT]
+            stream.partial += chunk[: max(0, STACK_LIMIT - len(stream.partial))]
             stream.last_read = self.clock()
             if stream not in self._dumping:
                 self._dumping.append(stream)
@@ -275,17 +276,25 @@ class Reader:
         if cut < 0:
             stream.partial += chunk
         else:
-            complete = stream.partial + chunk[:cut] if stream.partial else chunk[:cut]
-            stream.partial = chunk[cut + 1 :]
+            complete = bytes(stream.partial) + chunk[:cut] if stream.partial else chunk[:cut]
+            stream.partial = bytearray(chunk[cut + 1 :])
             self._output(stream, complete)
-        if b"\r" in chunk[cut + 1 :]:
+        while len(stream.partial) >= LINE_LIMIT:
+            # A line without end in sight: logged in pieces, each marked partial (the next
+            # record of the stream continues it), so that memory stays bounded.
+            self._continued(stream, _character_end(stream.partial, LINE_LIMIT))
+        if b"\r" in chunk[cut + 1 :] and stream.partial:
             # A progress line (each update starts with a carriage return, and no newline comes
-            # until the end): shown as it is written, as a record marked partial, which the
-            # next record of the stream continues.
-            text, stream.partial = stream.partial.decode(errors="replace"), b""
-            self.emit(records.Output(stream.process, stream.pid, stream.name, [text], partial=True))
+            # until the end): shown as it is written, as a record marked partial.
+            self._continued(stream, len(stream.partial))
 
-    def _output(self, stream: _Stream, lines: bytes) -> None:
+    def _continued(self, stream: _Stream, size: int) -> None:
+        """Log the first `size` bytes of the line being read as a partial record."""
+        text = stream.partial[:size].decode(errors="replace")
+        del stream.partial[:size]
+        self.emit(records.Output(stream.process, stream.pid, stream.name, [text], partial=True))
+
+    def _output(self, stream: _Stream, lines: bytes | bytearray) -> None:
         # Decoded together: a newline never falls inside a UTF-8 character, so each line
         # comes out as it would alone, bad bytes replaced.
         text = lines.decode(errors="replace")
@@ -315,6 +324,14 @@ class Reader:
         elif isinstance(event, Usage):
             stream.report.usage = event
             stream.report.finished = self.clock()
+
+
+def _character_end(data: bytearray, size: int) -> int:
+    """`size`, or less so as not to cut a UTF-8 character in two."""
+    end = size
+    while end > size - 3 and end < len(data) and data[end] & 0xC0 == 0x80:
+        end -= 1
+    return end
 
 
 def _read_some(connection: Connection, limit: int = CHUNK) -> bytes:
