@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import multiprocessing
 import os
+import re
 import signal
 import sys
 import time
@@ -104,9 +105,15 @@ def _raise_open_file_limit() -> None:
             pass
 
 
+LOG_NAME_LIMIT = 80  # characters of a workflow's name kept in its default log file's name
+
+
 def default_log_file(workflow_name: str, run_id: str) -> Path:
-    """Where a run's JSON lines go without `--log-file`: `mprun-logs/<workflow>-<run id>.jsonl`."""
-    return Path(LOG_FOLDER) / f"{workflow_name}-{run_id}.jsonl"
+    """Where a run's JSON lines go without `--log-file`: `mprun-logs/<workflow>-<run id>.jsonl`,
+    the name made safe for a file name inside that folder (a `name:` may hold anything: a
+    slash, `..`, a NUL, a newline, thousands of characters)."""
+    safe = re.sub(r"[^\w.-]", "_", workflow_name, flags=re.ASCII)[:LOG_NAME_LIMIT].lstrip(".") or "workflow"
+    return Path(LOG_FOLDER) / f"{safe}-{run_id}.jsonl"
 
 
 def run(

@@ -391,3 +391,19 @@ def test_events_from_threads_logging_big_records_arrive_whole(project: Path) -> 
     assert len(log.events("process.log", process="p")) == 120
     [ended] = log.events("process.exit")
     assert ended["cpu_s"] is not None
+
+
+@pytest.mark.parametrize(
+    "name",
+    ['"../../escaped"', '"a\\0b"', '"new\\nline"', '"/abs/path"', "x" * 10_000, '"..."'],
+    ids=["dots", "nul", "newline", "slash", "long", "only-dots"],
+)
+def test_the_default_log_file_stays_inside_mprun_logs_whatever_the_name(project: Path, name: str) -> None:
+    path = write(project, "w.yaml", f"version: 1\nname: {name}\nprocesses: {{p: {{target: jobs:sleeper, args: [0]}}}}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", str(path)], cwd=project, env=user_env(), capture_output=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    [made] = (project / "mprun-logs").iterdir()
+    assert made.is_file() and len(made.name) < 120 and made.suffix == ".jsonl"
+    assert [p for p in project.rglob("*.jsonl")] == [made]
