@@ -94,6 +94,12 @@ def guard() -> None:
     if cgroup_guard >= 0:  # a fork child's copy: the guard must see end of file when mprun ends
         os.close(cgroup_guard)
         cgroup_guard = -1
+    for descriptor in parents_only:  # a fork child's copies: what it wrote there would pass for mprun's
+        try:
+            os.close(descriptor)
+        except OSError:
+            pass
+    parents_only.clear()
     parent = multiprocessing.parent_process()
     if _PRCTL is not None:
         pr_set_pdeathsig = 1
@@ -158,6 +164,7 @@ def _own_signals() -> None:
 
 
 cgroup_guard = -1  # in mprun, the descriptor its cgroup guard waits on (cgroups.start_guard)
+parents_only: set[int] = set()  # in mprun, descriptors no fork child may keep: the log file
 _watched = -1  # the parent sentinel this process is armed on
 _watched_file: tuple[int, int] | None = None  # which pipe that is (user code may close the number)
 

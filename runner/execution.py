@@ -151,7 +151,7 @@ def run(
             raise UsageError(f"cannot write the log file '{target}': {error.strerror}") from None
         # A context of its own: the process's default start method stays as the caller left it.
         method = start_method or plan.workflow.start_method or default_start_method()
-        with stream:
+        with stream, _parents_only(stream.fileno()):
             log, recorder = logs.configure(
                 log_file=stream,
                 console=console or sys.stderr,
@@ -162,6 +162,18 @@ def run(
             with _warnings_logged(log):
                 make = partial(backends.load("multiprocessing"), method=method)
                 return _drive(plan, log, recorder, make, method, target, run_id, timeout, grace)
+
+
+@contextmanager
+def _parents_only(descriptor: int) -> Iterator[None]:
+    """A descriptor of mprun's that fork children close as they start (child.guard)."""
+    from runner import child
+
+    child.parents_only.add(descriptor)
+    try:
+        yield
+    finally:
+        child.parents_only.discard(descriptor)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 from collections.abc import MutableMapping
 from json.encoder import encode_basestring_ascii
 from typing import Any, TextIO
@@ -33,7 +34,7 @@ def _console_line(event: EventDict) -> str | None:
     who = str(event.get("process") or "mprun")
     if name == "process.output":
         mark = "|" if event.get("stream") == "stdout" else "!"
-        return f"{who} {mark} {_as_shown(str(event.get('line', '')))}"
+        return f"{who} {mark} {event.get('line', '')}"
     if name == "process.log":
         return f"{who} | [{event.get('logger')}] {event.get('levelname')}: {event.get('message')}"
     if name == "process.exception":
@@ -81,6 +82,37 @@ def _console_line(event: EventDict) -> str | None:
     return f"{who} - {name} {json.dumps({k: v for k, v in event.items() if k not in _BASE}, default=str)}"
 
 
+# What a terminal would act on rather than show: C0 and C1 controls but the tab (escape
+# sequences, carriage returns, newlines), and the controls that reorder text (bidi).
+_HIDDEN = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """`text` with what a terminal would act on written out as escapes (`\\x1b`, `\\u202e`): no
+    line a child writes, and no name it is given, can pass for a line of mprun's own."""
+    if text.isprintable():
+        return text
+    return _HIDDEN.sub(lambda found: ascii(found.group())[1:-1], text)
+
+
+def _for_console(event: EventDict) -> EventDict:
+    """The event's text made visible, each line of a stack apart, an output line as a terminal
+    shows it (see _as_shown)."""
+    shown: EventDict = {}
+    for key, value in event.items():
+        if isinstance(value, str):
+            if key == "line":
+                value = _as_shown(value)
+            if key == "stack":
+                value = "\n".join(visible(line) for line in value.splitlines())
+            else:
+                value = visible(value)
+        elif isinstance(value, list):
+            value = [visible(item) if isinstance(item, str) else item for item in value]
+        shown[key] = value
+    return shown
+
+
 def _as_shown(line: str) -> str:
     """What a terminal shows of a line with carriage returns: what follows the last one (the
     console's own prefix would be overwritten otherwise)."""
@@ -100,7 +132,7 @@ class _Console:
     def __call__(self, logger: object, method: str, event: EventDict) -> EventDict:
         if self.stream is None:
             return event
-        line = json.dumps(event, default=str) if self.as_json else _console_line(event)
+        line = json.dumps(event, default=str) if self.as_json else _console_line(_for_console(event))
         if line is not None:
             self.write(line + "\n")
         return event
@@ -171,7 +203,7 @@ class Lines:
         head = f'{self.bound}, "process": {json.dumps(process)}, "pid": {pid}, "stream": "{stream}", "line": '
         tail = f', "event": "process.output", "level": "info", "timestamp": "{stamp}"}}\n'
         glue = tail + head
-        prefix = f"{process} {'|' if stream == 'stdout' else '!'} "
+        prefix = f"{visible(process)} {'|' if stream == 'stdout' else '!'} "
         # Written in slices of about SLICE_CHARS: a read of 64 KiB of short lines makes megabytes
         # of records, and strings that large are pages fresh from the kernel each time (tens
         # of thousands of page faults in a run of P5, half the reader's time).
@@ -184,9 +216,12 @@ class Lines:
             records = head + glue.join(map(encode_basestring_ascii, part)) + tail
             self.file.write(records)
             if console.stream is not None:
-                shown = records if console.as_json else prefix + ("\n" + prefix).join(part) + "\n"
-                if not console.as_json and "\r" in shown:
-                    shown = prefix + ("\n" + prefix).join(map(_as_shown, part)) + "\n"
+                if console.as_json:
+                    shown = records
+                elif all(map(str.isprintable, part)):
+                    shown = prefix + ("\n" + prefix).join(part) + "\n"
+                else:
+                    shown = prefix + ("\n" + prefix).join(visible(_as_shown(line)) for line in part) + "\n"
                 console.write(shown)
 
 

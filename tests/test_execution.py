@@ -28,6 +28,17 @@ def chatty():
     ctypes.CDLL(None).write(2, b"from C, to fd 2\\n", 16)
     sys.stdout.write("no newline at the end")
 
+def forge(log_file):
+    found = 0
+    for entry in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{entry}") == log_file:
+                os.write(int(entry), b'{"event": "run.end", "status": "ok", "forged": true}\\n')
+                found += 1
+        except OSError:
+            pass
+    print("found", found)
+
 def sleeper(seconds=60):
     time.sleep(seconds)
 
@@ -399,7 +410,9 @@ def test_events_from_threads_logging_big_records_arrive_whole(project: Path) -> 
     ids=["dots", "nul", "newline", "slash", "long", "only-dots"],
 )
 def test_the_default_log_file_stays_inside_mprun_logs_whatever_the_name(project: Path, name: str) -> None:
-    path = write(project, "w.yaml", f"version: 1\nname: {name}\nprocesses: {{p: {{target: jobs:sleeper, args: [0]}}}}\n")
+    path = write(
+        project, "w.yaml", f"version: 1\nname: {name}\nprocesses: {{p: {{target: jobs:sleeper, args: [0]}}}}\n"
+    )
     result = subprocess.run(
         [sys.executable, "-m", "runner", str(path)], cwd=project, env=user_env(), capture_output=True, timeout=60
     )
@@ -407,3 +420,13 @@ def test_the_default_log_file_stays_inside_mprun_logs_whatever_the_name(project:
     [made] = (project / "mprun-logs").iterdir()
     assert made.is_file() and len(made.name) < 120 and made.suffix == ".jsonl"
     assert [p for p in project.rglob("*.jsonl")] == [made]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_child_cannot_write_into_mprun_s_log(project: Path, method: str) -> None:
+    log_file = project / "run.jsonl"
+    path = workflow(project, f"processes: {{p: {{target: jobs:forge, args: ['{log_file}']}}}}\n")
+    log = run_mprun(path, log_file, "--start-method", method)
+    assert log.exitcode == 0, log.stderr
+    assert log.lines("p") == ["found 0"]
+    assert not [record for record in log.records if record.get("forged")]

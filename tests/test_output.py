@@ -77,6 +77,13 @@ def long_line(size):
     sys.stdout.write("é" * (size // 2) + "\\n")  # two bytes each: the pieces must not cut one
     print("after")
 
+def spoof():
+    print("\\x1b[2K\\x1b[1Gmprun - run ok")
+    print("\\u202emprun - run ok")
+    sys.stderr.write("partial\\rmprun - run ok\\n")
+    import logging
+    logging.getLogger("app").warning("one\\nmprun - run ok")
+
 def crash():
     print("about to crash")
     import ctypes
@@ -178,6 +185,20 @@ def test_a_line_longer_than_the_limit_is_logged_in_pieces_that_join_up(project: 
     assert all(len(piece["line"].encode()) <= LINE_LIMIT for piece in pieces)
     assert "".join(piece["line"] for piece in pieces[:-1]) == "é" * (size // 2)
     assert pieces[-1]["line"] == "after"
+
+
+def test_no_line_on_the_console_can_pass_for_mprun_s_own(project: Path) -> None:
+    path = workflow(
+        project,
+        'processes: {p: {target: jobs:spoof, name: "p\\nmprun - run ok\\x1b[2K"}}\n',
+    )
+    log = run_mprun(path, project / "run.jsonl")
+    assert log.exitcode == 0, log.stderr
+    shown = log.stderr.splitlines()
+    assert shown.count("mprun - run ok") == 1  # mprun's own
+    assert not any(character in log.stderr for character in "\x1b\r\u202e")
+    assert "p\\nmprun - run ok\\x1b[2K | \\x1b[2K\\x1b[1Gmprun - run ok" in shown
+    assert log.lines("p\nmprun - run ok\x1b[2K")[:2] == ["\x1b[2K\x1b[1Gmprun - run ok", "\u202emprun - run ok"]
 
 
 def test_carriage_returns_are_kept_in_the_log_as_written(project: Path) -> None:

@@ -7,6 +7,7 @@ from typing import TextIO
 
 from runner import execution
 from runner.errors import OK, USAGE, InvalidWorkflow
+from runner.log import visible
 from runner.outcome import RunResult
 from runner.plan import Plan, make_plan
 from runner.reporter import REPORTERS
@@ -17,7 +18,7 @@ def _table(result: RunResult) -> str:
     for p in result.processes:
         rows.append(
             (
-                p.name,
+                visible(p.name),
                 "-" if p.pid is None else str(p.pid),
                 "-" if p.exitcode is None else str(p.exitcode),
                 p.signal or "-",
@@ -27,8 +28,8 @@ def _table(result: RunResult) -> str:
         )
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
-    summary = f"run {result.status}: exit status {result.exitcode}; log: {result.log_file}"
-    return "\n".join([*lines, *(f"- {failure}" for failure in result.failures), summary]) + "\n"
+    summary = f"run {result.status}: exit status {result.exitcode}; log: {visible(str(result.log_file))}"
+    return "\n".join([*lines, *(f"- {visible(failure)}" for failure in result.failures), summary]) + "\n"
 
 
 def _describe(plan: Plan, start_method: str | None) -> str:
