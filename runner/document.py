@@ -7,7 +7,9 @@ loader: no Python tags) and build the data ourselves, keeping each node's mark b
 from __future__ import annotations
 
 import copy
+import os
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -298,13 +300,41 @@ def load(
     """Read and parse a workflow file; unreadable files become problems too."""
     name = str(path)
     try:
-        with open(path, "rb") as stream:
-            raw = stream.read(MAX_BYTES + 1)
-    except IsADirectoryError:
-        return None, [Problem(name, 1, 1, "error", "is a directory, not a workflow file", "file")]
+        # Opened without blocking and looked at before any read: a FIFO with no writer would
+        # block open() and read() for ever, and a device can be read without end.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
         return None, [Problem(name, 1, 1, "error", f"cannot read the file: {error.strerror}", "file")]
+    kind = _kind(os.fstat(descriptor).st_mode)
+    if kind:
+        os.close(descriptor)
+        message = f"is {kind}, not a regular file"
+        if kind != "a directory":
+            message += " (give '-' to read a workflow from standard input)"
+        return None, [Problem(name, 1, 1, "error", message, "file")]
+    with open(descriptor, "rb") as stream:
+        try:
+            raw = stream.read(MAX_BYTES + 1)
+        except OSError as error:
+            return None, [Problem(name, 1, 1, "error", f"cannot read the file: {error.strerror}", "file")]
     return parse_bytes(raw, name, plain_data=plain_data)
+
+
+def _kind(mode: int) -> str:
+    """What a file that is not a regular one is, in words; empty for a regular file."""
+    if stat.S_ISREG(mode):
+        return ""
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a file"
 
 
 def parse_bytes(

@@ -167,6 +167,29 @@ def test_globs_take_workflows_from_matched_folders_and_skip_other_files(
     assert capsys.readouterr().err == "2 files checked: no problems\n"
 
 
+@pytest.mark.timeout(30)
+def test_a_fifo_or_a_device_is_a_located_error_never_a_blocked_read(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.yaml")  # nobody writes: an open() or read() would block for ever
+    (tmp_path / "folder").mkdir()
+    write(tmp_path / "folder", "a.yaml", MINIMAL)
+    os.mkfifo(tmp_path / "folder" / "b.yaml")
+    runs = [["check", "pipe.yaml"], ["check", "folder"], ["check", "/dev/zero"], ["run", "pipe.yaml"]]
+    for command in runs:
+        result = subprocess.run(
+            [sys.executable, "-m", "runner", *command],
+            cwd=tmp_path,
+            env=user_env(),
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        assert result.returncode == (2 if command[0] == "run" else 1), (command, result)
+        assert "Traceback" not in result.stderr
+        said = result.stdout + result.stderr
+        assert ":1:1: error: is a " in said
+        assert "not a regular file (give '-' to read a workflow from standard input) [file]" in said
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "inf", "nan", "1e308", "soon"])
 def test_import_timeout_must_be_a_sensible_number(value: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
