@@ -195,6 +195,22 @@ def _quote_all(names: list[str]) -> str:
     return ", ".join(f"'{name}'" for name in names)
 
 
+_EXPONENT = re.compile(r"([-+]?)(\d+)(?:\.(\d*))?[eE]([-+]?)(\d+)")
+
+
+def _yaml11_number(instance: object) -> str:
+    """YAML 1.1, which PyYAML reads, takes `1e9` for a string: a number in exponent form needs a
+    dot and a signed exponent there. Say what to write instead."""
+    match = _EXPONENT.fullmatch(instance) if isinstance(instance, str) else None
+    if not match:
+        return ""
+    sign, whole, fraction, exponent_sign, exponent = match.groups()
+    written = f"{sign}{whole}.{fraction or '0'}e{exponent_sign or '+'}{exponent}"
+    value = float(instance)  # type: ignore[arg-type]
+    plain = f" or {int(value)}" if value.is_integer() and abs(value) < 1e16 else ""
+    return f" (YAML reads '{instance}' as a string: write {written}{plain})"
+
+
 def _first_sentence(text: str) -> str:
     return text.split(". ")[0].rstrip(".")
 
@@ -238,7 +254,8 @@ def _explain(error: ValidationError, document: Document) -> Iterator[Problem]:
     elif keyword == "type":
         wanted = [value] if isinstance(value, str) else list(value)
         expected = " or ".join(_TYPE_NAMES.get(name, name) for name in wanted)
-        yield at(f"{label} must be {expected}, not {_TYPE_NAMES.get(_type_of(instance), _type_of(instance))}")
+        hint = _yaml11_number(instance) if {"number", "integer"} & set(wanted) else ""
+        yield at(f"{label} must be {expected}, not {_TYPE_NAMES.get(_type_of(instance), _type_of(instance))}{hint}")
     elif keyword == "enum":
         choices = [str(choice) for choice in value if choice is not None]
         hint = did_you_mean(str(instance), choices, list_all=False)

@@ -124,6 +124,18 @@ def _messages(text: str) -> list[tuple[int, int, str]]:
             10,
             "must be a string or a mapping, not an integer",
         ),
+        (
+            "version: 1\nprocesses: {p: {target: a:b}}\nsteps:\n  - join: {process: p, timeout: 1e9}\n",
+            4,
+            33,
+            "YAML reads '1e9' as a string: write 1.0e+9 or 1000000000",
+        ),
+        (
+            "version: 1\nprocesses: {p: {target: a:b}}\nsteps:\n  - sleep: -2.5E3\n",
+            4,
+            12,
+            "YAML reads '-2.5E3' as a string: write -2.5e+3 or -2500",
+        ),
     ],
 )
 def test_schema_errors_are_worded_for_people_and_placed_on_the_culprit(
