@@ -34,6 +34,11 @@ class BuildFailed(Exception):
     """A shared object or a process could not be made (user code raised): nothing can run."""
 
 
+class NotSendable(Exception):
+    """A process cannot be handed to a spawn or forkserver child: it does not pickle. Its
+    message is complete and names the process."""
+
+
 class TimeLimit(BaseException):
     """`--timeout` expired. A BaseException, as Ctrl-C is: no `except Exception` may stop it."""
 

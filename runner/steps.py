@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from runner.child import resolve
-from runner.errors import assert_never
+from runner.errors import NotSendable, assert_never
 from runner.plan import Plan
 from runner.workflow import (
     ClearEvent,
@@ -58,7 +58,8 @@ def execute(plan: Plan, backend: Backend, log: Any, clock: Callable[[], float]) 
                 raise
             # User code (a `put: from:` callable) raised, or multiprocessing refused (a start
             # that cannot pickle its process, no file descriptors left): this step failed.
-            outcome, detail = "failed", f"{type(error).__name__}: {error}"
+            outcome = "failed"
+            detail = str(error) if isinstance(error, NotSendable) else f"{type(error).__name__}: {error}"
             failures.append(f"step {index + 1} ({step.kind} {subject}): {detail}")
         (log.warning if outcome in FAILING else log.info)(
             "step.end",

@@ -76,6 +76,14 @@ def wait_then_get(queue, go):
 def become_sleep():
     os.execvp("sleep", ["sleep", "30"])
 
+def all_signals_default():
+    for number in range(1, signal.NSIG):
+        try:
+            signal.signal(number, signal.SIG_DFL)
+        except (OSError, ValueError, RuntimeError):
+            pass
+    forever()
+
 def flood(count):
     for number in range(count):
         print(f"line {number}")
@@ -253,6 +261,20 @@ def test_a_process_that_never_ends_is_dumped_stopped_and_fails_the_run(project: 
     assert log.events("run.stop_overdue")[0]["names"] == ["p"]
     [ended] = log.events("process.exit", process="p")
     assert (ended["signal"], ended["expected"]) == ("SIGTERM", False)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_child_that_reset_every_signal_is_not_killed_by_the_stack_request(project: Path, method: str) -> None:
+    body = (
+        "processes: {p: {target: jobs:all_signals_default}}\n"
+        "steps:\n  - start: p\n  - join: {process: p, timeout: 0.5}\n  - terminate: p\n"
+    )
+    log = run_mprun(workflow(project, method, body), project / "run.jsonl")
+    assert log.exitcode == 0, log.stderr  # the join timed out, and the terminate step ended it as planned
+    [dump] = log.events("process.stack", process="p")
+    assert "join ended after 0.5 s" in dump["reason"] and dump["stack"].startswith("unavailable: "), dump
+    [ended] = log.events("process.exit", process="p")
+    assert (ended["signal"], ended["expected"]) == ("SIGTERM", True)  # by the terminate step, not signal 35
 
 
 @pytest.mark.parametrize("method", METHODS)

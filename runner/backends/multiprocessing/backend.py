@@ -28,7 +28,7 @@ from runner.backends.multiprocessing.reader import Reader
 from runner.child import BLOCKED_AT_START, FLUSH_SIGNAL, STACK_SIGNAL, Trampoline, unbuffered
 from runner.errors import BuildFailed
 from runner.loop import SLICE, STOPPING, Loop, Signals
-from runner.outcome import Ended
+from runner.outcome import Ended, signal_name
 from runner.plan import Plan
 from runner.records import Record
 from runner.workflow import references
@@ -319,14 +319,17 @@ class MultiprocessingBackend:
     def dump_stacks(self, handles: Iterable[Handle], reason: str) -> None:
         """Ask each running process for a dump of its threads' stacks (logged as
         `process.stack` by the reader); waits for the dumps, within a bound."""
-        asked = [
-            h
-            for h in handles
-            if h.started is not None
-            and h.report.stack_ready
-            and h.process.exitcode is None
-            and processes.catches(h.process.pid, STACK_SIGNAL)
-        ]
+        running = [h for h in handles if h.started is not None and h.report.stack_ready and h.process.exitcode is None]
+        asked = []
+        for handle in running:
+            if processes.catches(handle.process.pid, STACK_SIGNAL):
+                asked.append(handle)
+            else:  # it reset its signals, or exec'd: the request would kill it
+                why = (
+                    f"unavailable: the process does not handle {signal_name(-STACK_SIGNAL)} any more (it reset"
+                    " its signals, or runs another program), and asking would end it"
+                )
+                self.loop.emit(records.Stack(handle.name, handle.process.pid, reason, why))
         if not asked:
             return
         before = {id(h): h.report.stacks for h in asked}

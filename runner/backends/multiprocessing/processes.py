@@ -6,6 +6,7 @@ descriptor that tells when it exits.
 from __future__ import annotations
 
 import os
+import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from runner.backends.multiprocessing.objects import Objects
 from runner.backends.multiprocessing.reader import Report
 from runner.child import Trampoline, resolve
-from runner.errors import BuildFailed
+from runner.errors import BuildFailed, NotSendable
 from runner.plan import PlannedProcess
 
 STREAMS = ("stdout", "stderr", "events", "stack")  # the pipes each child writes and mprun reads
@@ -91,7 +92,14 @@ def launch(handle: Handle, ctx: Any, reads: dict[int, dict[str, Connection]]) ->
             pipes[name] = ctx.Pipe(duplex=False)
         handle.trampoline.attach(*(pipes[name][1] for name in ("events", "stdout", "stderr", "stack")))
         reads[id(handle)] = {name: read for name, (read, _) in pipes.items()}
-        handle.process.start()
+        try:
+            handle.process.start()
+        except Exception as error:
+            if _while_pickling(error):
+                method = ctx.get_start_method()
+                why = f"'{handle.name}' cannot be sent to a {method} child: not picklable: {error}"
+                raise NotSendable(why) from error
+            raise
         # At once: the next start reaps children that have exited (multiprocessing's
         # _cleanup), and their numbers may go to other processes.
         handle.exit_descriptor, handle.owns_descriptor = exit_descriptor(handle.process)
@@ -104,6 +112,16 @@ def launch(handle: Handle, ctx: Any, reads: dict[int, dict[str, Connection]]) ->
             for read, _ in pipes.values():
                 read.close()
             reads.pop(id(handle), None)
+
+
+def _while_pickling(error: BaseException) -> bool:
+    """Whether `error` was raised while multiprocessing pickled the process for a spawn or
+    forkserver child. Told from where it was raised, not from its words: Python 3.13 says
+    "Can't get local object" where 3.12 said "Can't pickle local object"."""
+    return any(
+        frame.name == "dump" and frame.filename.endswith(os.path.join("multiprocessing", "reduction.py"))
+        for frame in traceback.extract_tb(error.__traceback__)
+    )
 
 
 def exit_descriptor(process: Any) -> tuple[int, bool]:
