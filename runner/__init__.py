@@ -3,8 +3,8 @@
 The package root stays light: child processes import from it, so nothing heavy lives here.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: importing __future__ costs a moment in which a
+# Ctrl-C would be a traceback from here (see entry.py); the annotations are strings.
 TYPE_CHECKING = False  # as typing's; typing itself is not imported here: children import this package
 if TYPE_CHECKING:
     from typing import Any
@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
     # `runner.run` without importing the runner's machinery into every child process.
     if name == "run":
         from runner import execution

@@ -156,6 +156,7 @@ def _own_signals() -> None:
 
     # Under fork, mprun's own way of showing warnings (its log) came along.
     warnings.showwarning = getattr(warnings.showwarning, "previous", warnings.showwarning)
+    sys.unraisablehook = getattr(sys.unraisablehook, "previous", sys.unraisablehook)  # see entry.py
     noted = getattr(signal.getsignal(signal.SIGINT), "previous", None)
     if noted is not None:  # Ctrl-C as mprun had it
         signal.signal(signal.SIGINT, noted[signal.SIGINT] or signal.SIG_DFL)

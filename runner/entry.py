@@ -5,9 +5,53 @@ wrote for `mprun`) to rebuild `__main__`; importing the whole command line there
 child tens of milliseconds for nothing.
 """
 
+# No `from __future__` import, for the reason given in __init__.py.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from sys import UnraisableHookArgs
+
 
 def main() -> int:
-    """Run the `mprun` command line."""
-    from runner.main import main as command_line
+    """Run the `mprun` command line; Ctrl-C at any moment from here on is exit status 130."""
+    status = 130  # errors.INTERRUPTED, not imported: a Ctrl-C may come before any import is done
+    try:
+        import sys
 
-    return command_line()
+        sys.unraisablehook = _unraisable(sys.unraisablehook)
+        from runner.main import main as command_line
+
+        status = command_line()
+    except KeyboardInterrupt:  # during the imports, or a second one while the first was handled
+        status = 130
+    return _finishing(status)
+
+
+def _unraisable(hook: "Callable[[UnraisableHookArgs], object]") -> "Callable[[UnraisableHookArgs], object]":
+    """Python's hook for errors it cannot raise, quiet about a Ctrl-C: one that lands in a
+    callback (the import system's, while a module is imported) is reported there as "Exception
+    ignored in", with a traceback, although the next Ctrl-C or the one before is acted on."""
+
+    def unraisable(details: "UnraisableHookArgs") -> object:
+        if isinstance(details.exc_value, KeyboardInterrupt):
+            return None
+        return hook(details)
+
+    unraisable.previous = hook  # type: ignore[attr-defined]  # what a fork child puts back
+    return unraisable
+
+
+def _finishing(status: int) -> int:
+    """Ignore Ctrl-C from now on: every child is stopped and the log ended, and one more at
+    interpreter exit (in an atexit function) would print a traceback. Retried, for one that
+    comes before SIGINT is ignored; after that, Python runs no handler that was set."""
+    while True:
+        try:
+            import signal
+
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            return status
+        except KeyboardInterrupt:
+            status = 130
+        except ValueError:  # not the main thread: the caller's handlers are the caller's
+            return status

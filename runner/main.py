@@ -172,6 +172,19 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated
 
 
+def _interruption(error: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM behind an error, if one is: Python wraps a KeyboardInterrupt raised
+    in some places (a class's `__set_name__` while a module is imported) in a RuntimeError."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run mprun with `argv` (default: the process's arguments) and return its exit status."""
     args = _parser().parse_args(_with_command(sys.argv[1:] if argv is None else argv))
@@ -197,7 +210,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # when Python would flush stdout into the closed pipe and complain.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return FAILED
-    except Exception:  # noqa: BLE001 - the one place a bug becomes an exit status
+    except Exception as error:  # noqa: BLE001 - the one place a bug becomes an exit status
+        interruption = _interruption(error)
+        if interruption is not None:
+            return TERMINATED if isinstance(interruption, Terminated) else INTERRUPTED
         print("mprun: internal error: this is a bug in mprun, please report it with this output:", file=sys.stderr)
         traceback.print_exc()
         return BUG

@@ -167,6 +167,37 @@ def test_globs_take_workflows_from_matched_folders_and_skip_other_files(
     assert capsys.readouterr().err == "2 files checked: no problems\n"
 
 
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("second", [None, 0.003], ids=["once", "twice-within-3-ms"])
+def test_ctrl_c_at_any_moment_is_exit_130_without_a_traceback(tmp_path: Path, second: float | None) -> None:
+    write(tmp_path, "jobs.py", "def fill(d, key):\n    d[key] = key\n")
+    body = "pythonpath: [.]\ndicts: {d: {}}\nprocesses: {p: {target: jobs:fill, args: [$d, 3], replicas: 2}}\n"
+    path = write(tmp_path, "w.yaml", "version: 1\n" + body)
+    seen = []
+    for step in range(20):  # 0 to 95 ms: imports, the check, the manager's start, the starts, the end
+        mprun = subprocess.Popen(
+            [sys.executable, "-m", "runner", str(path), "--log-file", str(tmp_path / "run.jsonl")],
+            cwd=tmp_path,
+            env=user_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(step * 0.005)
+        mprun.send_signal(signal.SIGINT)
+        if second is not None:
+            time.sleep(second)
+            mprun.send_signal(signal.SIGINT)
+        _, err = mprun.communicate(timeout=30)
+        seen.append((step * 5, mprun.returncode, err))
+    for ms, status, err in seen:
+        if "Traceback" in err:  # only while Python itself starts (its exit status is its own)
+            assert "/runner/" not in err, (ms, err)
+        else:
+            assert status in (130, 0, -signal.SIGINT), (ms, status, err)  # 0: it had ended already
+    assert sum(status == 130 for _, status, _ in seen) >= 10, seen
+
+
 @pytest.mark.timeout(30)
 def test_a_fifo_or_a_device_is_a_located_error_never_a_blocked_read(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe.yaml")  # nobody writes: an open() or read() would block for ever
