@@ -42,14 +42,16 @@ def _unraisable(hook: "Callable[[UnraisableHookArgs], object]") -> "Callable[[Un
 
 
 def _finishing(status: int) -> int:
-    """Ignore Ctrl-C from now on: every child is stopped and the log ended, and one more at
-    interpreter exit (in an atexit function) would print a traceback. Retried, for one that
+    """Ignore Ctrl-C and SIGTERM from now on: every child is stopped and the log ended, the
+    status is the run's, and a Ctrl-C at interpreter exit (in an atexit function) would print a
+    traceback. Retried, for one that
     comes before SIGINT is ignored; after that, Python runs no handler that was set."""
     while True:
         try:
             import signal
 
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             return status
         except KeyboardInterrupt:
             status = 130

@@ -168,34 +168,74 @@ def test_globs_take_workflows_from_matched_folders_and_skip_other_files(
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("second", [None, 0.003], ids=["once", "twice-within-3-ms"])
-def test_ctrl_c_at_any_moment_is_exit_130_without_a_traceback(tmp_path: Path, second: float | None) -> None:
+@pytest.mark.parametrize(
+    "method,signum,second,step",
+    [
+        ("fork", signal.SIGINT, None, 0.005),
+        ("fork", signal.SIGINT, 0.003, 0.005),
+        ("spawn", signal.SIGINT, 0.003, 0.015),
+        ("spawn", signal.SIGTERM, None, 0.015),
+    ],
+    ids=["ctrl-c", "ctrl-c-twice-within-3-ms", "spawn-ctrl-c-twice", "spawn-sigterm"],
+)
+def test_a_signal_at_any_moment_is_its_exit_status_without_a_traceback(
+    tmp_path: Path, method: str, signum: int, second: float | None, step: float
+) -> None:
+    # Swept over the whole run: imports, the check, the manager's start, the starts, the end.
     write(tmp_path, "jobs.py", "def fill(d, key):\n    d[key] = key\n")
-    body = "pythonpath: [.]\ndicts: {d: {}}\nprocesses: {p: {target: jobs:fill, args: [$d, 3], replicas: 2}}\n"
+    body = f"start_method: {method}\npythonpath: [.]\ndicts: {{d: {{}}}}\n"
+    body += "processes: {p: {target: jobs:fill, args: [$d, 3], replicas: 2}}\n"
     path = write(tmp_path, "w.yaml", "version: 1\n" + body)
+    status_for = {signal.SIGINT: 130, signal.SIGTERM: 143}[signum]
     seen = []
-    for step in range(20):  # 0 to 95 ms: imports, the check, the manager's start, the starts, the end
+    for number in range(20):
+        log_file = tmp_path / f"run{number}.jsonl"
         mprun = subprocess.Popen(
-            [sys.executable, "-m", "runner", str(path), "--log-file", str(tmp_path / "run.jsonl")],
+            [sys.executable, "-m", "runner", str(path), "--log-file", str(log_file)],
             cwd=tmp_path,
             env=user_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
-        time.sleep(step * 0.005)
-        mprun.send_signal(signal.SIGINT)
+        time.sleep(number * step)
+        mprun.send_signal(signum)
         if second is not None:
             time.sleep(second)
-            mprun.send_signal(signal.SIGINT)
+            mprun.send_signal(signum)
         _, err = mprun.communicate(timeout=30)
-        seen.append((step * 5, mprun.returncode, err))
-    for ms, status, err in seen:
+        seen.append((number * step, mprun.returncode, err, log_file))
+    for at, status, err, log_file in seen:
         if "Traceback" in err:  # only while Python itself starts (its exit status is its own)
-            assert "/runner/" not in err, (ms, err)
+            assert "/runner/" not in err, (at, err)
         else:
-            assert status in (130, 0, -signal.SIGINT), (ms, status, err)  # 0: it had ended already
-    assert sum(status == 130 for _, status, _ in seen) >= 10, seen
+            assert status in (status_for, 0, -signum), (at, status, err)  # 0: it had ended already
+        if status in (status_for, 0):
+            lines = log_file.read_text().splitlines() if log_file.exists() else []
+            assert not lines or json.loads(lines[-1])["event"] == "run.end", (at, lines[-3:])
+    assert sum(status == status_for for _, status, _, _ in seen) >= 10, seen
+
+
+@pytest.mark.timeout(90)
+def test_a_time_limit_that_ends_while_the_manager_starts_is_kept(tmp_path: Path) -> None:
+    write(tmp_path, "jobs.py", "def fill(d, key):\n    d[key] = key\n")
+    body = "start_method: spawn\npythonpath: [.]\ndicts: {d: {}}\nlists: {l: {}}\n"
+    body += "processes: {p: {target: jobs:fill, args: [$d, 3]}}\n"
+    path = write(tmp_path, "w.yaml", "version: 1\n" + body)
+    for limit in (0.001, 0.01, 0.03, 0.06, 0.1):
+        result = subprocess.run(
+            [sys.executable, "-m", "runner", str(path), "--log-file", "run.jsonl", "--timeout", str(limit)],
+            cwd=tmp_path,
+            env=user_env(),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        end = json.loads((tmp_path / "run.jsonl").read_text().splitlines()[-1])
+        assert end["event"] == "run.end" and "Traceback" not in result.stderr, result.stderr
+        took = end["duration_s"]
+        if took > limit + 0.05:  # it cannot have ended before the limit: the limit was kept
+            assert result.returncode == 1 and f"--timeout {limit:g} s" in end["failures"][0], (limit, end)
 
 
 @pytest.mark.timeout(30)
