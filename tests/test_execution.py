@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import signal
@@ -239,6 +240,51 @@ def test_the_python_api(project: Path) -> None:
     [outcome] = result.processes
     assert (outcome.name, outcome.exitcode, outcome.expected, outcome.returned) == ("p", 0, True, "None")
     assert result.log_file == project / "api.jsonl" and "p - ended with exit code 0" in console.getvalue()
+
+
+PROGRAM_WITH_A_THREAD = """
+import json, sys, threading
+import runner
+
+def main():
+    found = {}
+    def go():
+        try:
+            found["status"] = runner.run(sys.argv[1], log_file=sys.argv[2], timeout=30).status
+        except BaseException as error:
+            found["status"] = repr(error)
+    worker = threading.Thread(target=go)
+    worker.start()
+    worker.join(60)
+    print(json.dumps(found))
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_runner_run_works_from_a_thread_other_than_the_main_one(project: Path, method: str) -> None:
+    write(project, "program.py", PROGRAM_WITH_A_THREAD)
+    body = (
+        f"start_method: {method}\nqueues: {{q: {{}}}}\nprocesses:\n  p: {{target: jobs:sleeper, args: [60]}}\n"
+        "  c: {target: jobs:sleeper, args: [0]}\n"
+        "steps:\n  - start: [p, c]\n  - join: {process: p, timeout: 0.2}\n  - terminate: p\n  - join: c\n"
+    )
+    path, log_file = workflow(project, body), project / "run.jsonl"
+    result = subprocess.run(
+        [sys.executable, "program.py", str(path), str(log_file)],
+        cwd=project,
+        env=user_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == {"status": "ok"}
+    log = Log(log_file, result.returncode, result.stderr)
+    assert log.records[-1]["event"] == "run.end"
+    assert log.exits()["p"]["signal"] == "SIGTERM" and log.exits()["c"]["exitcode"] == 0
 
 
 def test_records_from_a_pool_inside_a_child_neither_garble_nor_hang_the_run(project: Path) -> None:
