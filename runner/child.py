@@ -215,8 +215,15 @@ class Trampoline:
     the target, which is imported in the child from the workflow's pythonpath.
     """
 
-    def __init__(self, target: str | None, multiprocessing_log: str | None = None, unbuffered: bool = False) -> None:
+    def __init__(
+        self,
+        target: str | None,
+        multiprocessing_log: str | None = None,
+        unbuffered: bool = False,
+        pythonpath: tuple[str, ...] = (),
+    ) -> None:
         self.target = target
+        self.pythonpath = pythonpath  # the workflow's folders, first on sys.path for the target
         self.multiprocessing_log = multiprocessing_log
         self.unbuffered = unbuffered  # mprun's streams are (a spawn child cannot tell `python -u`)
         self.cgroup: str | None = None  # the folder of the cgroup made for this process
@@ -242,6 +249,7 @@ class Trampoline:
             _enter(self.cgroup)
         guard()
         self._capture()
+        _first_on_path(self.pythonpath)
         try:
             if self.target is None:  # a Process subclass: run its own run()
                 import multiprocessing
@@ -319,6 +327,15 @@ class Trampoline:
                     self.events.send_bytes(_pickled(event))
         except (OSError, ValueError):
             pass  # the parent is gone; the exit status still tells what happened
+
+
+def _first_on_path(folders: tuple[str, ...]) -> None:
+    """The workflow's folders first on sys.path, as in mprun. A spawn or forkserver child got
+    them last, so that the modules it imported as it started are the real ones (see
+    backend._folders_last)."""
+    if not folders or sys.path[: len(folders)] == list(folders):
+        return
+    sys.path[:] = [*folders, *(entry for entry in sys.path if entry not in folders)]
 
 
 def unbuffered() -> bool:

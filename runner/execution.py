@@ -37,7 +37,7 @@ from runner.workflow import Workflow, holds_plain_data
 
 if TYPE_CHECKING:
     from runner.backends import Backend
-    from runner.records import Record
+    from runner.log import Recorder
 
 DEFAULT_GRACE = 5.0
 LOG_FOLDER = "mprun-logs"
@@ -70,9 +70,20 @@ def _pythonpath(folders: list[Path]) -> Iterator[None]:
                 sys.path.remove(entry)
 
 
+START_METHOD_VARIABLE = "MPRUN_START_METHOD"
+
+
 def default_start_method() -> str:
-    """The platform's default start method, read without fixing it for the process (as
-    `multiprocessing.get_start_method()` would): the first of those it offers."""
+    """The start method of a workflow that names none: MPRUN_START_METHOD's, else the
+    platform's default, read without fixing it for the process (as
+    `multiprocessing.get_start_method()` would): the first of those it offers. (Python 3.14
+    makes forkserver Linux's default; the variable lets a suite run that way on any Python.)"""
+    chosen = os.environ.get(START_METHOD_VARIABLE)
+    if chosen:
+        if chosen not in multiprocessing.get_all_start_methods():
+            offered = ", ".join(multiprocessing.get_all_start_methods())
+            raise UsageError(f"{START_METHOD_VARIABLE}={chosen!r} is not a start method here (one of: {offered})")
+        return chosen
     return multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]
 
 
@@ -139,19 +150,20 @@ def run(
     plan = make_plan(workflow)
     run_id = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + os.urandom(3).hex()
     target = Path(log_file) if log_file else default_log_file(plan.workflow.name, run_id)
+    method = start_method or plan.workflow.start_method or default_start_method()
+    # Everything of mprun's own imported before the workflow's folders come first on sys.path:
+    # a `difflib.py` or `yaml.py` of the user's there is never run in place of ours.
+    from runner import child, inspection, probe  # noqa: F401 - for _parents_only and _imports
+
+    backend = backends.load("multiprocessing")
+    backend.preload(plan, method)
     with _pythonpath(plan.workflow.python_folders()):
         imported = _imports(plan, document)
         if imported:
             raise InvalidWorkflow(CheckResult(str(path), tuple(imported), workflow))
         _raise_open_file_limit()
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            stream = open(target, "w", encoding="utf-8")
-        except OSError as error:
-            raise UsageError(f"cannot write the log file '{target}': {error.strerror}") from None
-        # A context of its own: the process's default start method stays as the caller left it.
-        method = start_method or plan.workflow.start_method or default_start_method()
-        with stream, _parents_only(stream.fileno()):
+        stream = _open_log(target, Path(path))
+        with _closing_quietly(stream), _parents_only(stream.fileno()):
             log, recorder = logs.configure(
                 log_file=stream,
                 console=console or sys.stderr,
@@ -160,8 +172,55 @@ def run(
                 workflow=plan.workflow.name,
             )
             with _warnings_logged(log):
-                make = partial(backends.load("multiprocessing"), method=method)
+                # A context of its own: the process's default start method stays as the caller left it.
+                make = partial(backend, method=method)
                 return _drive(plan, log, recorder, make, method, target, run_id, timeout, grace)
+
+
+def _open_log(target: Path, workflow: Path) -> TextIO:
+    """The log file, opened for this run alone. A regular file is locked for the run (a second
+    run given it at once is refused) and emptied only once locked; it must not be the workflow
+    itself, nor a symbolic link to a file (which would write somewhere unsaid). A device or a
+    pipe (`/dev/stdout`, `>(jq .)`) is written as it is."""
+    import fcntl
+    import stat
+
+    def refuse(why: str) -> UsageError:
+        return UsageError(f"cannot write the log file '{target}': {why}")
+
+    try:
+        if target.is_symlink() and target.resolve().is_file():
+            raise refuse(f"it is a symbolic link to '{os.readlink(target)}'; give that path if it is meant")
+        if target.exists() and workflow.exists() and os.path.samefile(target, workflow):
+            raise refuse("it is the workflow file itself")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except OSError as error:
+        raise refuse(error.strerror or str(error)) from None
+    try:
+        if stat.S_ISREG(os.fstat(descriptor).st_mode):
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise refuse("another mprun run is writing it now") from None
+            os.ftruncate(descriptor, 0)
+        return open(descriptor, "w", encoding="utf-8")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+@contextmanager
+def _closing_quietly(stream: TextIO) -> Iterator[None]:
+    """Close the log file at the end, even when it cannot take what its buffer still holds (a
+    full disk: the run said so as it happened, see log._File)."""
+    try:
+        yield
+    finally:
+        try:
+            stream.close()
+        except OSError:
+            pass
 
 
 @contextmanager
@@ -205,7 +264,7 @@ def _warnings_logged(log: Any) -> Iterator[None]:
 def _drive(
     plan: Plan,
     log: Any,
-    recorder: Callable[[Record], None],
+    recorder: Recorder,
     make_backend: Callable[..., Backend],
     method: str,
     log_file: Path,
@@ -233,6 +292,8 @@ def _drive(
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
         failures, step_failures, stop = _take(plan, backend, log, grace)
         backend.loop.stop()  # the run is over: its last records are written whole
+        if recorder.log_error is not None:  # a run whose log is not whole did not do its job
+            failures.append(f"the log file is incomplete: {recorder.log_error}")
         return _report(log, backend.endings(), began, stop, failures, step_failures, log_file, run_id)
     finally:
         signals.uninstall()

@@ -314,24 +314,62 @@ def gets_before_writers(workflow: Workflow, document: Document) -> Iterator[Prob
             yield _warning(document, step.queue.where, message, "get-before-writer")
 
 
+# Modules a user's file may be named like that are not the standard library's: mprun's own
+# package and what it imports. Only when a folder holds one of these (or a standard library
+# name) is it worth asking what mprun imports before the workflow's code (inspection.py).
+MPRUN_NAMES = frozenset(
+    {"runner", "yaml", "_yaml", "structlog", "jsonschema", "jsonschema_specifications", "referencing", "rpds"}
+    | {"attr", "attrs", "typing_extensions", "idna"}
+)
+
+
 @functools.lru_cache(maxsize=64)
-def _stdlib_names_in(folder: Path) -> list[str]:
+def _clashing_names_in(folder: Path) -> list[str]:
     """Cached: a run checks many workflows from the same folder."""
     names = {path.stem for path in folder.glob("*.py")}
     names |= {path.parent.name for path in folder.glob("*/__init__.py")}
-    return sorted(names & sys.stdlib_module_names)
+    if (folder / "runner").resolve() == Path(__file__).resolve().parent:
+        names.discard("runner")  # mprun's own source tree: the package is this one
+    return sorted(names & (sys.stdlib_module_names | MPRUN_NAMES))
 
 
 def shadowed_modules(workflow: Workflow, document: Document) -> Iterator[Problem]:
-    """A module in a `pythonpath` folder named like one of the standard library's (`queue.py`):
-    first on sys.path, it replaces the real one for multiprocessing and everything else."""
+    """A module in a `pythonpath` folder named like one of the standard library's (`queue.py`)
+    or one mprun imports (`yaml.py`, `runner.py`). mprun imports its own before it puts the
+    folders first on sys.path, in its process and in every child; so a file named like a module
+    imported then can never be imported by the workflow's code (an error), and one named like
+    a module only mprun's process imports is the user's under spawn alone (a warning)."""
+    from runner.inspection import imported_first
+
     for index, folder in enumerate(workflow.python_folders()):
-        for name in _stdlib_names_in(folder):
-            message = (
-                f"'{name}' in pythonpath folder '{workflow.pythonpath[index].text}' hides the standard "
-                f"library's '{name}' module from every process of this workflow: rename it"
-            )
-            yield _warning(document, ("pythonpath", index), message, "shadows-stdlib")
+        names = _clashing_names_in(folder)
+        if not names:
+            continue
+        everywhere, in_mprun = imported_first()
+        written = workflow.pythonpath[index].text
+        for name in names:
+            where = ("pythonpath", index)
+            if name == "runner" or name in everywhere:
+                owner = "mprun's own package" if name == "runner" else f"the module '{name}'"
+                message = (
+                    f"'{name}' in pythonpath folder '{written}' can never be imported: {owner} is imported "
+                    "before the workflow's code runs, in mprun and in every process: rename it"
+                )
+                yield document.problem(where, message, "shadows-mprun")
+            elif name in in_mprun:
+                whose = "the standard library's" if name in sys.stdlib_module_names else "the installed"
+                message = (
+                    f"'{name}' in pythonpath folder '{written}' hides {whose} '{name}' module only in spawn "
+                    "and forkserver children (mprun's own process and fork children have imported it "
+                    "first): rename it"
+                )
+                yield _warning(document, where, message, "shadows-mprun")
+            elif name in sys.stdlib_module_names:
+                message = (
+                    f"'{name}' in pythonpath folder '{written}' hides the standard library's '{name}' module "
+                    "from every process of this workflow: rename it"
+                )
+                yield _warning(document, where, message, "shadows-stdlib")
 
 
 HAZARDS = (

@@ -8,6 +8,7 @@ its own line; the child is then restarted for the targets after it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import selectors
@@ -133,6 +134,41 @@ class Interrupted(Exception):
 # `python -m runner.probe` must find this package without the user's folder first on sys.path,
 # where a `json.py` of theirs would shadow the probe's own imports.
 _PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+
+# What a fresh child has imported when its target is about to be imported, then what mprun's
+# own process has when it puts the workflow's folders first (execution.run).
+_FIRST_IMPORTS = """
+import sys
+def tops():
+    return sorted({name.partition(".")[0] for name in sys.modules})
+import multiprocessing.spawn, runner.child
+everywhere = tops()
+import jsonschema, runner.main, runner.commands.run, runner.execution, runner.log, runner.checker
+import runner.inspection, runner.probe, runner.backends.multiprocessing.backend
+in_mprun = tops()
+import json  # only now: it is not one of the first ones
+print(json.dumps([everywhere, in_mprun]))
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def imported_first() -> tuple[frozenset[str], frozenset[str]]:
+    """The top-level modules imported before any of a workflow's code runs: in every process,
+    and in mprun's own process besides. Measured in a fresh interpreter (they differ between
+    Python versions); empty sets if it cannot tell."""
+    try:
+        answer = subprocess.run(
+            [sys.executable, "-c", _FIRST_IMPORTS],
+            cwd="/",  # nothing of the user's first on its sys.path
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(_PACKAGE_PARENT), os.environ.get("PYTHONPATH", "")])},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        everywhere, in_mprun = json.loads(answer.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return frozenset(), frozenset()
+    return frozenset(everywhere), frozenset(in_mprun) - frozenset(everywhere)
 
 
 class Probes:

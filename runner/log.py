@@ -11,7 +11,7 @@ import datetime
 import json
 import os
 import re
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from json.encoder import encode_basestring_ascii
 from typing import Any, TextIO
 
@@ -48,6 +48,8 @@ def _console_line(event: EventDict) -> str | None:
     if name == "process.stack":
         lines = str(event.get("stack") or "(no answer)").splitlines()
         return f"{who} ! stack ({event.get('reason')}):\n" + "\n".join("    " + line for line in lines)
+    if name == "run.log_incomplete":
+        return f"mprun ! the log file cannot be written ({event.get('error')}): from here on it is incomplete"
     if name == "run.warning":
         return f"mprun ! {event.get('category')}: {event.get('message')} ({event.get('file')}:{event.get('line')})"
     if name == "process.descendant":
@@ -168,16 +170,30 @@ class _File:
 
     def __init__(self, stream: TextIO) -> None:
         self.stream: TextIO | None = stream
+        self.failure: str | None = None  # why the log stopped being written, once it did
+        self.lost = 0  # lines not written since
+        self.on_error: Callable[[str], None] | None = None
 
     def msg(self, message: str) -> None:
         self.write(message + "\n")
 
     def write(self, text: str) -> None:
         """Write `text` (whole lines)."""
-        if self.stream is not None and not _written(self.stream, text):
+        if self.stream is None:
+            self.lost += text.count("\n")
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError) as error:
             # A full disk: stop writing rather than stop reading the children, who would
-            # then block on full pipes. The exit status still tells how the run went.
+            # then block on full pipes. The run goes on; the console is told at once, and
+            # the run fails at the end (its log is not whole).
             self.stream = None
+            self.failure = getattr(error, "strerror", None) or str(error)
+            self.lost += text.count("\n")
+            if self.on_error is not None:
+                self.on_error(self.failure)
 
     info = warning = error = critical = debug = msg
 
@@ -258,6 +274,12 @@ class Recorder:
         self.log = log
         self.lines = lines
 
+    @property
+    def log_error(self) -> str | None:
+        """Why the log file stopped taking lines, if it did: the log is incomplete."""
+        file = self.lines.file
+        return None if file.failure is None else f"{file.failure}; {file.lost} log lines lost"
+
     def __call__(self, record: Record) -> None:
         log = self.log
         match record:
@@ -336,4 +358,9 @@ def configure(
         cache_logger_on_first_use=True,
     )
     bound = logger.bind(run_id=run_id, workflow=workflow)
+
+    def tell(error: str) -> None:  # on the console; the file has stopped taking lines
+        bound.error("run.log_incomplete", error=error)
+
+    file.on_error = tell
     return bound, Recorder(bound, Lines(file, shown, run_id, workflow))

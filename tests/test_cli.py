@@ -15,7 +15,7 @@ import pytest
 
 from runner.main import main
 from runner.schema import load_schema
-from tests.support import MINIMAL, ROOT, WORKFLOWS, alive, children, start_mprun, user_env, write
+from tests.support import MINIMAL, ROOT, WORKFLOWS, alive, children, start_mprun, user_env, wait_for, write
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -236,6 +236,74 @@ def test_a_time_limit_that_ends_while_the_manager_starts_is_kept(tmp_path: Path)
         took = end["duration_s"]
         if took > limit + 0.05:  # it cannot have ended before the limit: the limit was kept
             assert result.returncode == 1 and f"--timeout {limit:g} s" in end["failures"][0], (limit, end)
+
+
+def test_check_tells_a_module_that_can_never_be_imported_from_one_that_hides_mprun_s(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(tmp_path, "w.yaml", "version: 1\npythonpath: [.]\nprocesses: {p: {target: jobs:f}}\n")
+    for name in ("jobs", "runner", "logging", "yaml", "heapq"):
+        write(tmp_path, f"{name}.py", "def f(): pass\n")
+    assert main(["check", "--no-import", str(tmp_path / "w.yaml")]) == 1
+    found = {line.split("'")[1]: line for line in capsys.readouterr().out.splitlines()}
+    assert set(found) == {"runner", "logging", "yaml", "heapq"}, found
+    for name in ("runner", "logging"):  # imported by mprun before any workflow code, in every process
+        assert ": error: " in found[name] and "can never be imported" in found[name]
+    assert ": warning: " in found["yaml"] and "hides the installed 'yaml' module only in spawn" in found["yaml"]
+    assert ": warning: " in found["heapq"] and "the standard library's 'heapq'" in found["heapq"]
+
+
+@pytest.mark.timeout(60)
+def test_a_log_file_that_is_the_workflow_a_link_or_in_use_is_refused(tmp_path: Path) -> None:
+    write(tmp_path, "jobs.py", "import time\ndef nap(seconds):\n    time.sleep(seconds)\n")
+    slow = write(tmp_path, "slow.yaml", "version: 1\nprocesses: {p: {target: jobs:nap, args: [3]}}\n")
+    quick = write(tmp_path, "quick.yaml", "version: 1\nprocesses: {p: {target: jobs:nap, args: [0]}}\n")
+    (tmp_path / "link.jsonl").symlink_to(write(tmp_path, "real.jsonl", "kept\n"))
+
+    def mprun(workflow: Path, log_file: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "runner", str(workflow), "--log-file", log_file]
+        return subprocess.run(command, cwd=tmp_path, env=user_env(), capture_output=True, text=True, timeout=30)
+
+    for log_file, why in [("quick.yaml", "it is the workflow file itself"), ("link.jsonl", "symbolic link to")]:
+        result = mprun(quick, log_file)
+        assert result.returncode == 2 and why in result.stderr, result.stderr
+    assert (tmp_path / "real.jsonl").read_text() == "kept\n" and "version: 1" in quick.read_text()
+
+    first = start_mprun(str(slow), "--log-file", str(tmp_path / "run.jsonl"), console=False)
+    try:
+        log = tmp_path / "run.jsonl"
+        assert wait_for(lambda: log.exists() and "process.start" in log.read_text(), 20)
+        second = mprun(quick, "run.jsonl")
+        assert second.returncode == 2 and "another mprun run is writing it now" in second.stderr
+        assert first.wait(timeout=30) == 0
+    finally:
+        first.kill()
+        first.wait()
+    records = [json.loads(line) for line in (tmp_path / "run.jsonl").read_text().splitlines()]
+    assert records[0]["event"] == "run.start" and records[-1]["event"] == "run.end"  # the first run's, whole
+    assert {record["run_id"] for record in records} == {records[0]["run_id"]}
+    assert mprun(quick, "run.jsonl").returncode == 0  # once it has ended: a new log in its place
+    assert json.loads((tmp_path / "run.jsonl").read_text().splitlines()[0])["path"].endswith("quick.yaml")
+    # A device is written as it is.
+    assert mprun(quick, "/dev/stdout").stdout.count('"event": "run.end"') == 1
+
+
+def test_mprun_start_method_sets_the_default_start_method(tmp_path: Path) -> None:
+    write(tmp_path, "jobs.py", "def f(): pass\n")
+    path = write(tmp_path, "w.yaml", "version: 1\nprocesses: {p: {target: jobs:f}}\n")
+    named = write(tmp_path, "named.yaml", "version: 1\nstart_method: fork\nprocesses: {p: {target: jobs:f}}\n")
+
+    def run(workflow: Path, value: str) -> tuple[int, str, str]:
+        env = {**user_env(), "MPRUN_START_METHOD": value}
+        command = [sys.executable, "-m", "runner", str(workflow), "--log-file", "run.jsonl"]
+        result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        first = (tmp_path / "run.jsonl").read_text().splitlines()[0] if result.returncode != 2 else "{}"
+        return result.returncode, json.loads(first).get("start_method"), result.stderr
+
+    assert run(path, "forkserver")[:2] == (0, "forkserver")
+    assert run(named, "spawn")[:2] == (0, "fork")  # the workflow's own choice comes first
+    status, _, err = run(path, "thread")
+    assert status == 2 and "MPRUN_START_METHOD='thread' is not a start method here" in err
 
 
 @pytest.mark.timeout(30)

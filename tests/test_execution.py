@@ -287,6 +287,39 @@ def test_runner_run_works_from_a_thread_other_than_the_main_one(project: Path, m
     assert log.exits()["p"]["signal"] == "SIGTERM" and log.exits()["c"]["exitcode"] == 0
 
 
+CLASH = "raise SystemExit(f'the user file {__file__} was imported in place of mprun\\'s own')\n"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_mprun_never_imports_a_user_s_module_in_place_of_its_own(project: Path, method: str) -> None:
+    # Beside the workflow and first on its pythonpath, and the current folder as well.
+    for name in ("difflib", "yaml", "structlog", "jsonschema", "queue", "inspect", "argparse"):
+        write(project, f"{name}.py", CLASH)
+    worker = (
+        "import jobs\n\nclass Worker(jobs._mp.Process):\n    def run(self):\n        print('ran')\n\n"
+        "def use(d, v, q):\n    d['k'] = v.value\n    q.put(1)\n"
+    )
+    write(project, "worker.py", worker)
+    body = (
+        f"start_method: {method}\ndicts: {{d: {{}}}}\nvalues: {{v: {{type: i}}}}\nqueues: {{q: {{}}}}\n"
+        "processes:\n  p: {target: worker:use, args: [$d, $v, $q]}\n  w: {class: worker:Worker}\n"
+        "steps:\n  - start: [p, w]\n  - get: {queue: q}\n  - join: [p, w]\n"
+    )
+    path = workflow(project, body)
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", str(path), "--log-file", "run.jsonl"],
+        cwd=project,
+        env=user_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "in place of mprun" not in result.stdout + result.stderr
+    log = Log(project / "run.jsonl", result.returncode, result.stderr)
+    assert log.exits()["w"]["exitcode"] == 0 and log.lines("w") == ["ran"]
+
+
 def test_records_from_a_pool_inside_a_child_neither_garble_nor_hang_the_run(project: Path) -> None:
     log = run_mprun(workflow(project, "processes: {p: {target: jobs:pooled, args: [60]}}\n"), project / "run.jsonl")
     assert log.exitcode == 0, log.stderr

@@ -4,14 +4,18 @@ and judges by pids and by the JSON log."""
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.support import alive, descendants, kill_all, pids_in, start_mprun, wait_for, whole_lines, write
+from tests.support import alive, descendants, kill_all, pids_in, start_mprun, user_env, wait_for, whole_lines, write
 from tests.test_run import METHODS, Log, run_mprun
 
 pytestmark = pytest.mark.timeout(120)
@@ -261,6 +265,36 @@ def test_a_process_that_never_ends_is_dumped_stopped_and_fails_the_run(project: 
     assert log.events("run.stop_overdue")[0]["names"] == ["p"]
     [ended] = log.events("process.exit", process="p")
     assert (ended["signal"], ended["expected"]) == ("SIGTERM", False)
+
+
+@pytest.mark.parametrize("where", ["/dev/full", "a file past ulimit -f"])
+def test_a_log_file_that_fills_up_leaves_the_run_going_and_says_so(project: Path, where: str) -> None:
+    body = "processes: {p: {target: jobs:flood, args: [20000]}}\n"
+    path = workflow(project, "fork", body)
+    log_file = where if where == "/dev/full" else str(project / "run.jsonl")
+    command = shlex.join([sys.executable, "-m", "runner", str(path), "--log-file", log_file])
+    # The file-size limit makes a write fail with EFBIG (once SIGXFSZ is ignored), as a full disk would.
+    limit = "" if where == "/dev/full" else "trap '' XFSZ; ulimit -f 256; "
+    result = subprocess.run(
+        ["bash", "-c", limit + "exec " + command],
+        cwd=project,
+        env=user_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    why = "No space left on device" if where == "/dev/full" else "File too large"
+    said = [line for line in result.stderr.splitlines() if line.startswith("mprun ! the log file cannot be written")]
+    assert said == [f"mprun ! the log file cannot be written ({why}): from here on it is incomplete"]
+    assert "p | line 19999" in result.stderr  # the run went on to the end, shown on the console
+    assert "- the log file is incomplete: " + why in result.stderr  # in the summary, which is printed
+    if where != "/dev/full":
+        written = (project / "run.jsonl").read_text().splitlines()
+        assert 0 < len(written) < 20000
+        for line in written[:-1]:  # whole records up to where it stopped (the last may be cut)
+            json.loads(line)
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -15,8 +15,10 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from runner.loop import Loop
+    from runner.loop import Loop, Signals
     from runner.outcome import Ended
+    from runner.plan import Plan
+    from runner.records import Record
 
 # name -> "module:class"; imported only when a run asks for it.
 BACKENDS = {"multiprocessing": "runner.backends.multiprocessing.backend:MultiprocessingBackend"}
@@ -29,6 +31,21 @@ class Backend(Protocol):
     limit (by raising)."""
 
     loop: Loop  # every wait goes through it; listen to it for the records of the run
+
+    def __init__(
+        self,
+        plan: Plan,
+        record: Callable[[Record], None],
+        clock: Callable[[], float] = ...,
+        time_limit: float | None = None,
+        method: str | None = None,
+        signals: Signals | None = None,
+    ) -> None: ...
+
+    @staticmethod
+    def preload(plan: Plan, method: str) -> None:
+        """Import now whatever a run of `plan` imports later: the workflow's folders are put
+        first on sys.path next, and a user's module there must not stand in for one of ours."""
 
     def build(self) -> None:
         """Make the shared objects and the process objects; raise BuildFailed if user code
@@ -82,8 +99,8 @@ class Backend(Protocol):
         """What happened to each planned process."""
 
 
-def load(name: str) -> Callable[..., Backend]:
+def load(name: str) -> type[Backend]:
     """The backend class registered as `name`."""
     module, _, attribute = BACKENDS[name].partition(":")
-    found: Callable[..., Backend] = getattr(importlib.import_module(module), attribute)
+    found: type[Backend] = getattr(importlib.import_module(module), attribute)
     return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TextIO
 
@@ -34,7 +35,13 @@ def _table(result: RunResult) -> str:
 
 def _describe(plan: Plan, start_method: str | None) -> str:
     workflow = plan.workflow
-    method = start_method or workflow.start_method or f"the platform's default ({execution.default_start_method()})"
+    default = execution.default_start_method()
+    chosen = os.environ.get(execution.START_METHOD_VARIABLE)
+    method = (
+        start_method
+        or workflow.start_method
+        or (f"{default} (from {execution.START_METHOD_VARIABLE})" if chosen else f"the platform's default ({default})")
+    )
     lines = [f"workflow {workflow.name} ({workflow.path})", f"start method: {method}"]
     lines.append("shared objects:" if workflow.objects else "shared objects: none")
     lines += [

@@ -15,7 +15,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import partial
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,25 @@ STACK_TIMEOUT = 0.8  # s to wait for a child's dump of its stacks (a stopped pro
 FLUSH_WAIT = 0.1  # s to wait for a child to answer a flush: one busy in C code gets SIGTERM after
 START_BATCH = 32  # processes started before any of them is logged and read (see start)
 DESCENDANTS_POLL = 0.01  # s between looks at descendants being stopped (pidfds, not read by the loop)
+
+
+@contextmanager
+def _elsewhere() -> Iterator[None]:
+    """In the root folder for a while: the fork server runs as `python -c`, with the current
+    folder first on its sys.path (it ignores the sys.path it is given), and imports runner.child
+    before anything else; a user's `logging.py` in the current folder would be imported in
+    its place. The children it forks go back to mprun's folder as they start (spawn.prepare)."""
+    try:
+        here = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        yield
+        return
+    try:
+        os.chdir("/")
+        yield
+    finally:
+        os.fchdir(here)
+        os.close(here)
 
 
 class MultiprocessingBackend:
@@ -78,21 +98,55 @@ class MultiprocessingBackend:
         self.subreaper = False
         self.closed = False
 
+    @staticmethod
+    def preload(plan: Plan, method: str) -> None:
+        """Import what a run of `plan` would import later, while the workflow's folders are
+        first on sys.path: multiprocessing's modules for this start method and these objects,
+        and the standard library they import when first used."""
+        import importlib
+
+        names = {
+            "fork": ["multiprocessing.popen_fork"],
+            "spawn": ["multiprocessing.popen_spawn_posix", "multiprocessing.resource_tracker"],
+            "forkserver": ["multiprocessing.popen_forkserver", "multiprocessing.forkserver"],
+        }[method]
+        kinds = {shared.kind for shared in plan.workflow.objects.values()}
+        if kinds & {"value", "array"}:
+            names.append("multiprocessing.sharedctypes")
+        if kinds & {"dict", "list", "namespace"}:
+            names += ["multiprocessing.managers", "hmac"]  # hmac: the manager's handshake
+        for name in names:
+            importlib.import_module(name)
+
     # -- building ---------------------------------------------------------------------------
 
     def build(self) -> None:
         """Create the shared objects, then every process object, in file order."""
-        folders: list[str | None] = [None] * len(self.plan.processes)
+        cgroups: list[str | None] = [None] * len(self.plan.processes)
         if self.cgroups is not None:
             # Each process's cgroup made first: the guard's first move into a cgroup (see
             # cgroups._warm_up) holds up every cgroup made while it waits. Forked before mprun
             # has any thread (a queue's feeder starts with its first put, a manager with it).
-            folders = [self.cgroups.make() for _ in self.plan.processes]
+            cgroups = [self.cgroups.make() for _ in self.plan.processes]
             self.guard = start_guard(self.cgroups.root)
             child.cgroup_guard = self.guard[1]
         # Orphans below mprun come back to it, to be found and stopped at the end (trees.py).
         self.subreaper = not trees.is_subreaper() and trees.become_subreaper()
         method = self.ctx.get_start_method()
+        with self._folders_last():
+            self._start_servers(method)
+        mp_log = self.plan.workflow.multiprocessing_log
+        as_mprun = unbuffered()
+        folders = tuple(str(folder) for folder in self.plan.workflow.python_folders())
+        for planned, cgroup in zip(self.plan.processes, cgroups, strict=True):
+            trampoline = Trampoline(None if planned.is_class else planned.target, mp_log, as_mprun, folders)
+            trampoline.cgroup = cgroup
+            handle = processes.make(planned, trampoline, self.objects)
+            self.handles.setdefault(planned.key, []).append(handle)
+
+    def _start_servers(self, method: str) -> None:
+        """The helper processes of the start method, then the shared objects (a manager is a
+        process too)."""
         if method in ("spawn", "forkserver"):
             # Started now, not inside the first (signal-blocked) start: the resource tracker
             # unblocks SIGINT and SIGTERM while it starts, which would let a Ctrl-C cut a start.
@@ -107,7 +161,8 @@ class MultiprocessingBackend:
             if "runner.child" not in preload:
                 forkserver.set_forkserver_preload([*preload, "runner.child"])
             try:
-                forkserver.ensure_running()
+                with _elsewhere():
+                    forkserver.ensure_running()
             finally:  # read when the server starts: a program calling runner.run() keeps its own
                 forkserver.set_forkserver_preload(preload)
         for shared in self.plan.workflow.objects.values():
@@ -115,13 +170,6 @@ class MultiprocessingBackend:
                 self.objects.make(shared.name, shared.kind, shared.options)
             except Exception as error:
                 raise BuildFailed(f"making {shared.name} raised {type(error).__name__}: {error}") from error
-        mp_log = self.plan.workflow.multiprocessing_log
-        as_mprun = unbuffered()
-        for planned, folder in zip(self.plan.processes, folders, strict=True):
-            trampoline = Trampoline(None if planned.is_class else planned.target, mp_log, as_mprun)
-            trampoline.cgroup = folder
-            handle = processes.make(planned, trampoline, self.objects)
-            self.handles.setdefault(planned.key, []).append(handle)
 
     def _named(self, keys: Iterable[str]) -> list[Handle]:
         return [handle for key in keys for handle in self.handles[key]]
@@ -142,9 +190,29 @@ class MultiprocessingBackend:
         """
         handles = self._named(keys)
         first = 0
-        while first < len(handles):
-            first += self._start_batch(handles[first : first + START_BATCH])
-            self.loop.check()  # stops further starts
+        with self._folders_last():
+            while first < len(handles):
+                first += self._start_batch(handles[first : first + START_BATCH])
+                self.loop.check()  # stops further starts
+
+    @contextmanager
+    def _folders_last(self) -> Iterator[None]:
+        """The workflow's folders at the end of sys.path while a spawn or forkserver child (or
+        a manager's server) gets it: as it unpickles what it was sent, it imports modules of
+        mprun's and of multiprocessing's (`queue` for a Queue, `array` for a manager), and a
+        user's `queue.py` must not be one of them. The trampoline puts the folders first again
+        before it imports the target (child.Trampoline). Under fork the child has them all."""
+        folders = [str(folder) for folder in self.plan.workflow.python_folders()]
+        moved = [folder for folder in folders if folder in sys.path]
+        if self.ctx.get_start_method() == "fork" or not moved:
+            yield
+            return
+        before = list(sys.path)
+        sys.path[:] = [entry for entry in sys.path if entry not in moved] + moved
+        try:
+            yield
+        finally:
+            sys.path[:] = before
 
     def _start_batch(self, handles: list[Handle]) -> int:
         """Start these processes, or the first of them until a signal comes; how many it tried."""
