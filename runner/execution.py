@@ -6,6 +6,7 @@ with the workflow itself raise `InvalidWorkflow` (nothing was started).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import multiprocessing
 import os
@@ -53,6 +54,12 @@ def _imports(plan: Plan, document: Document) -> list[Problem]:
     answers = {}
     for index, check in enumerate(checks):
         answers[index] = examine(check.request(), modules)
+        pids = (answers[index] or {}).get("pids")
+        if pids:  # started here by a module's import: stopped, as the run will not be
+            for pid in map(int, pids.split()):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
     return answer_problems(checks, answers, document)
 
 

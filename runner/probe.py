@@ -48,11 +48,47 @@ def _missing(module: str, error: ModuleNotFoundError) -> bool:
     return error.name is not None and (module == error.name or module.startswith(error.name + "."))
 
 
+def _running() -> tuple[set[int], set[int]]:
+    """The threads of this process and the processes it started (Linux's /proc; empty sets
+    where there is none)."""
+    threads: set[int] = set()
+    children: set[int] = set()
+    try:
+        for task in os.listdir("/proc/self/task"):
+            threads.add(int(task))
+            with open(f"/proc/self/task/{task}/children", encoding="ascii") as found:
+                children.update(int(pid) for pid in found.read().split())
+    except OSError:
+        pass
+    return threads, children
+
+
+def _side_effects(module_name: str, before: tuple[set[int], set[int]]) -> dict[str, str] | None:
+    """A module whose import started threads or processes: a script without an
+    `if __name__ == "__main__":` guard, which would run again in mprun's own process."""
+    threads, children = (now - then for now, then in zip(_running(), before, strict=True))
+    if not threads and not children:
+        return None
+    started = []
+    if children:
+        started.append(f"{len(children)} process" + ("es" if len(children) != 1 else ""))
+    if threads:
+        started.append(f"{len(threads)} thread" + ("s" if len(threads) != 1 else ""))
+    return {
+        "code": "import-side-effect",
+        "message": f"importing '{module_name}' started {' and '.join(started)}: its top-level code runs in "
+        "mprun's own process when the workflow runs; put it under 'if __name__ == \"__main__\":'",
+        "pids": " ".join(str(pid) for pid in sorted(children)),
+    }
+
+
 def _import(module_name: str) -> tuple[Any, dict[str, str] | None]:
     import importlib
 
+    before = _running()
     try:
-        return importlib.import_module(module_name), None
+        module = importlib.import_module(module_name)
+        return module, _side_effects(module_name, before)
     except ModuleNotFoundError as error:
         if _missing(module_name, error):
             return None, {

@@ -14,3 +14,16 @@ def test_every_registered_backend_loads() -> None:
 
 def test_the_multiprocessing_backend_makes_every_kind_of_shared_object() -> None:
     assert set(MAKERS) == set(KIND_WORDS)
+
+
+def test_the_fork_server_keeps_the_private_attributes_mprun_reads() -> None:
+    # backend.py reads the host's preload list (to keep it) and the server's pid (to leave it
+    # running at the end): a Python that renames them must fail here, not in users' runs.
+    from multiprocessing import forkserver
+
+    server = forkserver.ForkServer()
+    assert server._preload_modules == ["__main__"]  # type: ignore[attr-defined]
+    forkserver.ForkServer.set_forkserver_preload(server, ["__main__", "runner.child"])
+    assert server._preload_modules == ["__main__", "runner.child"]  # type: ignore[attr-defined]
+    assert server._forkserver_pid is None  # type: ignore[attr-defined]  # set once it starts
+    assert isinstance(forkserver._forkserver, forkserver.ForkServer)  # type: ignore[attr-defined]

@@ -320,6 +320,34 @@ def test_mprun_never_imports_a_user_s_module_in_place_of_its_own(project: Path, 
     assert log.exits()["w"]["exitcode"] == 0 and log.lines("w") == ["ran"]
 
 
+def test_a_target_module_that_starts_processes_on_import_is_refused_and_they_are_stopped(project: Path) -> None:
+    write(
+        project,
+        "script.py",
+        "import jobs, os, pathlib\n"
+        "p = jobs._mp.Process(target=jobs.sleeper)\np.start()\n"
+        "pathlib.Path(__file__).with_name('pid').write_text(str(p.pid))\n",
+    )
+    log = project / "run.jsonl"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            str(workflow(project, "processes: {p: {target: script:p}}\n")),
+            "--log-file",
+            str(log),
+        ],
+        cwd=project,
+        env=user_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "[import-side-effect]" in result.stderr, result.stderr
+    assert not alive(int((project / "pid").read_text()))
+
+
 def test_records_from_a_pool_inside_a_child_neither_garble_nor_hang_the_run(project: Path) -> None:
     log = run_mprun(workflow(project, "processes: {p: {target: jobs:pooled, args: [60]}}\n"), project / "run.jsonl")
     assert log.exitcode == 0, log.stderr

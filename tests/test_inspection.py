@@ -70,11 +70,7 @@ def check(project: Path, processes: str, steps: str = "", timeout: float = 10) -
 
 
 def test_good_targets_pass(project: Path) -> None:
-    processes = (
-        "  a: {target: jobs:worker, args: [1, 2], kwargs: {c: 3}}\n"
-        "  b: {class: jobs:Consumer, args: [1]}\n"
-        "  c: {target: threads:f}\n"
-    )
+    processes = "  a: {target: jobs:worker, args: [1, 2], kwargs: {c: 3}}\n  b: {class: jobs:Consumer, args: [1]}\n"
     assert check(project, processes) == []
     assert not list(project.glob("__pycache__")), "checking must not write bytecode into the user's tree"
 
@@ -152,13 +148,29 @@ def test_no_import_runs_no_user_code(project: Path, tmp_path: Path) -> None:
 
 def test_a_module_that_leaves_a_child_running_does_not_cost_the_timeout(project: Path) -> None:
     started = time.monotonic()
-    assert check(project, "  p: {target: forks:f}\n", timeout=20) == []
+    [(_, code, message)] = check(project, "  p: {target: forks:f}\n", timeout=20)
+    assert code == "import-side-effect" and "importing 'forks' started 1 process: " in message
     assert time.monotonic() - started < 5
     forked = int((project / "forked.pid").read_text())
     deadline = time.monotonic() + 3
     while alive(forked) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(forked), "what user code started at import must not outlive the check"
+
+
+def test_a_module_that_starts_threads_or_processes_on_import_is_an_error(project: Path) -> None:
+    # A script without an `if __name__ == "__main__":` guard: its code would run in mprun itself.
+    (project / "script.py").write_text(
+        "import multiprocessing, threading, time\n"
+        "def work():\n    time.sleep(30)\n"
+        "for _ in range(2):\n    multiprocessing.Process(target=work).start()\n"
+        "threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
+    )
+    [(line, code, message)] = check(project, "  p: {target: script:work}\n  t: {target: threads:f}\n")[:1]
+    assert (line, code) == (3, "import-side-effect")
+    assert message.startswith("importing 'script' started 2 processes and 1 thread: ")
+    assert "'if __name__ == \"__main__\":'" in message
+    assert [code for _, code, _ in check(project, "  t: {target: threads:f}\n")] == ["import-side-effect"]
 
 
 def test_a_target_whose_inspection_raises_is_reported_alone(project: Path) -> None:

@@ -188,3 +188,14 @@ def test_pills_per_consumer_and_a_used_queue_raise_no_warning() -> None:
         "  - wait: go\n  - get: {queue: r, count: 2}\n  - join: c\n"
     )
     assert problems(body) == []
+
+
+def test_more_processes_than_the_machine_holds_is_a_warning_with_the_estimates() -> None:
+    entries = "".join(f"  p{n}: {{target: m:f, replicas: 4096}}\n" for n in range(5))
+    found = check_text(HEAD + "start_method: spawn\nprocesses:\n" + entries, "w.yaml", imports=False).problems
+    [warning] = [p for p in found if p.code == "too-many-processes"]
+    assert warning.severity == "warning" and warning.line == 4
+    assert warning.message.startswith("20,480 processes in all may not fit on this machine if they run at once: about ")
+    assert "GiB of memory at 8 MB a process under spawn" in warning.message  # more than any host of ours has
+    few = check_text(HEAD + "processes: {p: {target: m:f, replicas: 50}}\n", "w.yaml", imports=False).problems
+    assert not [p for p in few if p.code == "too-many-processes"]
