@@ -267,6 +267,26 @@ def test_a_process_that_never_ends_is_dumped_stopped_and_fails_the_run(project: 
     assert (ended["signal"], ended["expected"]) == ("SIGTERM", False)
 
 
+def test_a_spawn_child_that_fails_while_set_up_has_its_traceback_as_its_exception(project: Path) -> None:
+    # Its class's module raises on import in the child (not in mprun, which imported it first).
+    write(
+        project,
+        "broken.py",
+        "import multiprocessing\n"
+        "if multiprocessing.current_process().name != 'MainProcess':\n"
+        "    raise RuntimeError('no configuration in the child')\n"
+        "class Worker(multiprocessing.Process):\n    def run(self):\n        print('ran')\n",
+    )
+    path = workflow(project, "spawn", "processes: {w: {class: broken:Worker}}\n")
+    log = run_mprun(path, project / "run.jsonl", "--log-format", "json")
+    assert log.exitcode == 1
+    assert all(line.startswith("{") for line in log.stderr.splitlines()), log.stderr  # JSON alone
+    [raised] = log.events("process.exception", process="w")
+    assert (raised["type"], raised["message"]) == ("RuntimeError", "no configuration in the child")
+    assert 'broken.py", line 3' in raised["traceback"]
+    assert log.exits()["w"]["exitcode"] == 1
+
+
 @pytest.mark.parametrize("where", ["/dev/full", "a file past ulimit -f"])
 def test_a_log_file_that_fills_up_leaves_the_run_going_and_says_so(project: Path, where: str) -> None:
     body = "processes: {p: {target: jobs:flood, args: [20000]}}\n"

@@ -331,6 +331,8 @@ class MultiprocessingBackend:
         handle.ended = handle.report.ended or self.clock()
         try:
             self.reader.drain(handle.report)
+            if handle.process.exitcode:
+                self.reader.setup_failure(handle.report, handle.name, handle.process.pid)
         finally:  # told even if a second Ctrl-C cuts the drain short: it is told only here
             self.loop.emit(records.Exited(self._ending(handle)))
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -93,7 +95,8 @@ def launch(handle: Handle, ctx: Any, reads: dict[int, dict[str, Connection]]) ->
         handle.trampoline.attach(*(pipes[name][1] for name in ("events", "stdout", "stderr", "stack")))
         reads[id(handle)] = {name: read for name, (read, _) in pipes.items()}
         try:
-            handle.process.start()
+            with _stderr_to(pipes["stderr"][1], ctx.get_start_method()):
+                handle.process.start()
         except Exception as error:
             if _while_pickling(error):
                 method = ctx.get_start_method()
@@ -112,6 +115,28 @@ def launch(handle: Handle, ctx: Any, reads: dict[int, dict[str, Connection]]) ->
             for read, _ in pipes.values():
                 read.close()
             reads.pop(id(handle), None)
+
+
+@contextmanager
+def _stderr_to(pipe: Connection, method: str) -> Iterator[None]:
+    """Under spawn, the child's stderr is its pipe from the start: what it writes while it is
+    set up (the traceback of a `class:` module that raises on import, as it unpickles its
+    process) is read as its own, not written on mprun's terminal. The child gets fd 2 as it
+    is at the start; nothing of mprun's writes to it meanwhile (signals are held). Under fork
+    the trampoline points fd 2 at the pipe first thing; a forkserver child has the server's."""
+    try:
+        saved = os.dup(2) if method == "spawn" else -1
+    except OSError:  # mprun's stderr is closed: the child's is too
+        saved = -1
+    if saved < 0:
+        yield
+        return
+    try:
+        os.dup2(pipe.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _while_pickling(error: BaseException) -> bool:

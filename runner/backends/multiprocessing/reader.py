@@ -36,6 +36,9 @@ LINE_LIMIT = 1024 * 1024  # bytes of a line logged in one record; a longer one i
 DRAIN_LIMIT = 1024 * 1024  # bytes read of a pipe whose fill cannot be told, when a process exits
 
 
+EARLY_LINES = 400  # of stderr kept from a child's set-up, for its traceback should it fail there
+
+
 @dataclass
 class Report:
     """What one child said about itself, gathered as it ran."""
@@ -49,6 +52,7 @@ class Report:
     stacks: int = 0  # dumps logged so far
     stack_reason: str | None = None  # why the last dump was asked for
     flushed: bool = False  # it wrote out its streams when asked, and is ending by SIGTERM
+    early: list[str] = field(default_factory=list, repr=False)  # stderr lines before it was ready
     outputs: list[_Stream] = field(default_factory=list, repr=False)  # its stdout and stderr
     events: _Stream | None = field(default=None, repr=False)
     stack: _Stream | None = field(default=None, repr=False)
@@ -299,7 +303,29 @@ class Reader:
         # comes out as it would alone, bad bytes replaced.
         text = lines.decode(errors="replace")
         texts = [line.rstrip("\r") for line in text.split("\n")] if "\r" in text else text.split("\n")
+        report = stream.report
+        if stream.name == "stderr" and not report.stack_ready and len(report.early) < EARLY_LINES:
+            report.early += texts[: EARLY_LINES - len(report.early)]  # what setting it up said
         self.emit(records.Output(stream.process, stream.pid, stream.name, texts))
+
+    def setup_failure(self, report: Report, process: str, pid: int) -> None:
+        """A process that ended before it could run its target (its `class:` module, or a
+        barrier action's, raised as a spawn child unpickled what it was sent): the traceback
+        it wrote is its exception."""
+        early = report.early
+        if report.stack_ready or report.raised is not None or not early:
+            return
+        starts = [index for index, line in enumerate(early) if line.startswith("Traceback (most recent call last)")]
+        if not starts:
+            return
+        trace = [line for line in early[starts[-1] :] if line]
+        last = trace[-1]
+        kind, _, message = last.partition(": ")
+        if not kind.replace(".", "").replace("_", "").isalnum():
+            return  # not an exception's last line
+        raised = Raised(kind.rpartition(".")[2], message, "\n".join(trace) + "\n")
+        report.raised = raised
+        self.emit(records.Raised(process, pid, raised.type, raised.message, raised.traceback))
 
     def _catch_up(self, report: Report) -> None:
         """Log what a process printed before it sent the event now read: it is in its pipes
