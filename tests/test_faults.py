@@ -267,7 +267,8 @@ def test_a_process_that_never_ends_is_dumped_stopped_and_fails_the_run(project: 
     assert (ended["signal"], ended["expected"]) == ("SIGTERM", False)
 
 
-def test_a_spawn_child_that_fails_while_set_up_has_its_traceback_as_its_exception(project: Path) -> None:
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_a_child_that_fails_while_set_up_has_its_traceback_as_its_exception(project: Path, method: str) -> None:
     # Its class's module raises on import in the child (not in mprun, which imported it first).
     write(
         project,
@@ -277,10 +278,12 @@ def test_a_spawn_child_that_fails_while_set_up_has_its_traceback_as_its_exceptio
         "    raise RuntimeError('no configuration in the child')\n"
         "class Worker(multiprocessing.Process):\n    def run(self):\n        print('ran')\n",
     )
-    path = workflow(project, "spawn", "processes: {w: {class: broken:Worker}}\n")
+    path = workflow(project, method, "processes: {w: {class: broken:Worker}, ok: {class: broken:Worker}}\n")
     log = run_mprun(path, project / "run.jsonl", "--log-format", "json")
     assert log.exitcode == 1
     assert all(line.startswith("{") for line in log.stderr.splitlines()), log.stderr  # JSON alone
+    raised = log.events("process.exception")
+    assert len(raised) == 2 and {r["process"] for r in raised} == {"w", "ok"}  # each its own
     [raised] = log.events("process.exception", process="w")
     assert (raised["type"], raised["message"]) == ("RuntimeError", "no configuration in the child")
     assert 'broken.py", line 3' in raised["traceback"]

@@ -64,6 +64,37 @@ def _elsewhere() -> Iterator[None]:
         os.close(here)
 
 
+_server_errors: Connection | None = None  # the read end of the fork server's stderr, for every run
+
+
+@contextmanager
+def _server_stderr() -> Iterator[None]:
+    """Start the fork server (if it starts now) with its stderr on a pipe of mprun's: what its
+    children write there while they are set up is read as theirs (forkserver_hook.py), not
+    written on mprun's terminal. The pipe outlives the run: the server does too."""
+    global _server_errors
+    from multiprocessing import forkserver
+
+    if getattr(forkserver._forkserver, "_forkserver_pid", None) is not None:
+        yield  # already running: it has its stderr
+        return
+    read, write = os.pipe()
+    saved = os.dup(2)
+    try:
+        os.dup2(write, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(write)
+        if getattr(forkserver._forkserver, "_forkserver_pid", None) is not None:
+            previous, _server_errors = _server_errors, Connection(read)
+            if previous is not None:
+                previous.close()
+        else:
+            os.close(read)
+
+
 class MultiprocessingBackend:
     """One run of a plan on this machine's multiprocessing."""
 
@@ -158,13 +189,16 @@ class MultiprocessingBackend:
 
             # The trampoline imported once, in the fork server, not in every child it forks.
             preload = list(getattr(forkserver._forkserver, "_preload_modules", None) or [])  # the host's, kept
-            if "runner.child" not in preload:
-                forkserver.set_forkserver_preload([*preload, "runner.child"])
+            ours = [name for name in ("runner.child", "runner.forkserver_hook") if name not in preload]
+            forkserver.set_forkserver_preload([*preload, *ours])
             try:
-                with _elsewhere():
+                with _elsewhere(), _server_stderr():
                     forkserver.ensure_running()
             finally:  # read when the server starts: a program calling runner.run() keeps its own
                 forkserver.set_forkserver_preload(preload)
+            server = getattr(forkserver._forkserver, "_forkserver_pid", None)
+            if _server_errors is not None and not _server_errors.closed and server is not None:
+                self.reader.add_server(_server_errors, server)
         for shared in self.plan.workflow.objects.values():
             try:
                 self.objects.make(shared.name, shared.kind, shared.options)
@@ -332,6 +366,7 @@ class MultiprocessingBackend:
         try:
             self.reader.drain(handle.report)
             if handle.process.exitcode:
+                self.reader.drain_server()  # a forkserver child's traceback goes there
                 self.reader.setup_failure(handle.report, handle.name, handle.process.pid)
         finally:  # told even if a second Ctrl-C cuts the drain short: it is told only here
             self.loop.emit(records.Exited(self._ending(handle)))

@@ -80,6 +80,9 @@ class Reader:
         self._selector = selectors.DefaultSelector()
         self.open = 0  # pipes not closed yet
         self._dumping: list[_Stream] = []  # stack pipes with part of a dump read
+        self._by_pid: dict[int, _Stream] = {}  # each child's stderr
+        self._server: _Stream | None = None  # the fork server's stderr (see forkserver_hook.py)
+        self._routed: _Stream | None = None  # the child whose set-up failure the server is writing
 
     def add(self, process: str, pid: int, pipes: dict[str, Connection], exit_descriptor: int) -> Report:
         """Start reading a just-started child's pipes (stdout, stderr, events, stack), and
@@ -91,12 +94,24 @@ class Reader:
             self._selector.register(connection, selectors.EVENT_READ, stream)
             if name in ("stdout", "stderr"):
                 report.outputs.append(stream)
+                if name == "stderr":
+                    self._by_pid[pid] = stream
             elif name == "events":
                 report.events = stream
             else:
                 report.stack = stream
             self.open += 1
         return report
+
+    def add_server(self, connection: Connection, pid: int) -> None:
+        """Read the fork server's stderr too: its children's set-up failures come there."""
+        self._server = _Stream("fork server", pid, "stderr", connection, Report())
+        self._selector.register(connection, selectors.EVENT_READ, self._server)
+
+    def drain_server(self) -> None:
+        """What the fork server has written so far (a child that just exited wrote there)."""
+        if self._server is not None:
+            self._take(self._server)
 
     def wake_on(self, descriptor: int) -> None:
         """Also return from `poll` when `descriptor` is readable (what is read there is the
@@ -167,7 +182,7 @@ class Reader:
     def close(self) -> None:
         """Stop reading and release every descriptor; what was not read by now is not logged."""
         for key in list(self._selector.get_map().values()):
-            if isinstance(key.data, _Stream):
+            if isinstance(key.data, _Stream) and key.data is not self._server:  # the server's: the next run's too
                 key.data.connection.close()
         self._selector.close()
 
@@ -248,7 +263,8 @@ class Reader:
             return
         self._selector.unregister(stream.connection)
         stream.connection.close()
-        self.open -= 1
+        if stream is not self._server:  # not waited for: it lives as long as the server
+            self.open -= 1
 
     def _stack(self, stream: _Stream, limit: int) -> int:
         try:
@@ -303,10 +319,32 @@ class Reader:
         # comes out as it would alone, bad bytes replaced.
         text = lines.decode(errors="replace")
         texts = [line.rstrip("\r") for line in text.split("\n")] if "\r" in text else text.split("\n")
+        if stream is self._server:
+            self._from_server(texts)
+        else:
+            self._lines_of(stream, texts)
+
+    def _lines_of(self, stream: _Stream, texts: list[str]) -> None:
         report = stream.report
         if stream.name == "stderr" and not report.stack_ready and len(report.early) < EARLY_LINES:
             report.early += texts[: EARLY_LINES - len(report.early)]  # what setting it up said
         self.emit(records.Output(stream.process, stream.pid, stream.name, texts))
+
+    def _from_server(self, texts: list[str]) -> None:
+        """The fork server's lines: a child's framed traceback goes to that child's stderr, the
+        rest is the server's own."""
+        from runner.forkserver_hook import END, START
+
+        for text in texts:
+            if text.startswith(START):
+                pid = text[len(START) :]
+                self._routed = self._by_pid.get(int(pid)) if pid.isdigit() else None
+            elif text == END:
+                self._routed = None
+            elif self._routed is not None:
+                self._lines_of(self._routed, [text])
+            elif self._server is not None:
+                self.emit(records.Output(self._server.process, self._server.pid, "stderr", [text]))
 
     def setup_failure(self, report: Report, process: str, pid: int) -> None:
         """A process that ended before it could run its target (its `class:` module, or a
