@@ -269,6 +269,7 @@ BAD_INPUTS: dict[str, Callable[[Path], Path]] = {
     "non-UTF-8 bytes": lambda folder: _file(folder, "latin1.yaml", ["version: 1\nname: café\n".encode("latin-1")]),
     "a directory": lambda folder: _directory(folder / "a-folder.yaml"),
     "an endless device": lambda folder: Path("/dev/zero"),
+    "a FIFO nobody writes to": lambda folder: _fifo(folder / "pipe.yaml"),
 }
 BAD_INPUT_MEMORY = 1 << 30  # address space each check may use
 BAD_INPUT_SECONDS = 30.0
@@ -292,6 +293,12 @@ def _file(folder: Path, name: str, pieces: Iterable[bytes]) -> Path:
     return path
 
 
+def _fifo(path: Path) -> Path:
+    if not path.exists():
+        os.mkfifo(path)
+    return path
+
+
 def _directory(path: Path) -> Path:
     path.mkdir(exist_ok=True)
     return path
@@ -301,7 +308,7 @@ def bad_input(folder: Path, rows: list[Row], details: list[str]) -> None:
     """`mprun check` and `mprun` (run) on each bad input, under a memory limit: a located error
     and a documented exit status (1 from check; 2 from a run: an invalid workflow), no
     traceback, within bounds of time and memory."""
-    row = Row("bad input files (huge, deep, alias bombs, non-UTF-8, a directory, /dev/zero): no clear error")
+    row = Row("bad input files (huge, deep, alias bombs, non-UTF-8, a directory, /dev/zero, a FIFO): no clear error")
     rows.append(row)
     for name, make in BAD_INPUTS.items():
         path = make(folder)
