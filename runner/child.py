@@ -158,8 +158,9 @@ def _own_signals() -> None:
     warnings.showwarning = getattr(warnings.showwarning, "previous", warnings.showwarning)
     sys.unraisablehook = getattr(sys.unraisablehook, "previous", sys.unraisablehook)  # see entry.py
     noted = getattr(signal.getsignal(signal.SIGINT), "previous", None)
-    if noted is not None:  # Ctrl-C as mprun had it
-        signal.signal(signal.SIGINT, noted[signal.SIGINT] or signal.SIG_DFL)
+    if noted is not None:  # Ctrl-C as mprun had it (Python's own, under entry.py's note)
+        handler = noted[signal.SIGINT] or signal.SIG_DFL
+        signal.signal(signal.SIGINT, getattr(handler, "previous", handler))
     signal.set_wakeup_fd(-1)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, BLOCKED_AT_START)
 

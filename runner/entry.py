@@ -16,15 +16,31 @@ def main() -> int:
     """Run the `mprun` command line; Ctrl-C at any moment from here on is exit status 130."""
     status = 130  # errors.INTERRUPTED, not imported: a Ctrl-C may come before any import is done
     try:
+        import signal
         import sys
 
         sys.unraisablehook = _unraisable(sys.unraisablehook)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            _noted.previous = signal.default_int_handler  # type: ignore[attr-defined]  # for fork children
+            signal.signal(signal.SIGINT, _noted)
         from runner.main import main as command_line
 
         status = command_line()
     except KeyboardInterrupt:  # during the imports, or a second one while the first was handled
         status = 130
     return _finishing(status)
+
+
+interrupted = False  # a Ctrl-C came: an error raised meanwhile may be its doing
+
+
+def _noted(number: int, frame: object) -> None:
+    """Python's own Ctrl-C handler, which also notes that it ran: a KeyboardInterrupt raised
+    inside some C code during an import comes out as another error (a TypeError from ssl's
+    `from _ssl import ...`), and main.py must take that for the interruption it is."""
+    global interrupted
+    interrupted = True
+    raise KeyboardInterrupt
 
 
 def _unraisable(hook: "Callable[[UnraisableHookArgs], object]") -> "Callable[[UnraisableHookArgs], object]":

@@ -214,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         interruption = _interruption(error)
         if interruption is not None:
             return TERMINATED if isinstance(interruption, Terminated) else INTERRUPTED
+        if sys.modules.get("runner.entry") is not None and sys.modules["runner.entry"].interrupted:
+            return INTERRUPTED  # raised by C code that a Ctrl-C cut short (see entry._noted)
         print("mprun: internal error: this is a bug in mprun, please report it with this output:", file=sys.stderr)
         traceback.print_exc()
         return BUG
