@@ -22,12 +22,18 @@ def _framed(kind: type[BaseException], value: BaseException, trace: object) -> N
     if os.getpid() == _server:  # the server's own error: as Python shows it
         _previous(kind, value, trace)  # type: ignore[arg-type]
         return
-    sys.stderr.write(f"{START}{os.getpid()}\n")
+    import io
+
+    # Written whole, in one write: children failing at once share the pipe, and a write of up
+    # to PIPE_BUF bytes is never interleaved with another (a longer traceback may be).
+    stderr, sys.stderr = sys.stderr, io.StringIO()
     try:
         _previous(kind, value, trace)  # type: ignore[arg-type]
+        text = sys.stderr.getvalue()
     finally:
-        sys.stderr.write(f"{END}\n")
-        sys.stderr.flush()
+        sys.stderr = stderr
+    framed = f"{START}{os.getpid()}\n{text}{'' if text.endswith(chr(10)) else chr(10)}{END}\n"
+    os.write(2, framed.encode(errors="backslashreplace"))
 
 
 sys.excepthook = _framed
