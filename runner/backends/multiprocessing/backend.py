@@ -79,13 +79,10 @@ def _server_stderr() -> Iterator[None]:
         yield  # already running: it has its stderr
         return
     read, write = os.pipe()
-    saved = os.dup(2)
     try:
-        os.dup2(write, 2)
-        yield
+        with processes.stderr_on(write):
+            yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
         os.close(write)
         if getattr(forkserver._forkserver, "_forkserver_pid", None) is not None:
             previous, _server_errors = _server_errors, Connection(read)

@@ -5,6 +5,7 @@ descriptor that tells when it exits.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import traceback
 from collections.abc import Iterator
@@ -95,7 +96,13 @@ def launch(handle: Handle, ctx: Any, reads: dict[int, dict[str, Connection]]) ->
         handle.trampoline.attach(*(pipes[name][1] for name in ("events", "stdout", "stderr", "stack")))
         reads[id(handle)] = {name: read for name, (read, _) in pipes.items()}
         try:
-            with _stderr_to(pipes["stderr"][1], ctx.get_start_method()):
+            # Under spawn the child's stderr is its pipe from the start: what it writes while
+            # it is set up (the traceback of a `class:` module that raises on import, as it
+            # unpickles its process) is read as its own, not written on mprun's terminal. Under
+            # fork the trampoline points fd 2 at the pipe first thing; a forkserver child has
+            # the server's (backend._server_stderr).
+            spawned = ctx.get_start_method() == "spawn"
+            with stderr_on(pipes["stderr"][1].fileno()) if spawned else contextlib.nullcontext():
                 handle.process.start()
         except Exception as error:
             if _while_pickling(error):
@@ -118,21 +125,16 @@ def launch(handle: Handle, ctx: Any, reads: dict[int, dict[str, Connection]]) ->
 
 
 @contextmanager
-def _stderr_to(pipe: Connection, method: str) -> Iterator[None]:
-    """Under spawn, the child's stderr is its pipe from the start: what it writes while it is
-    set up (the traceback of a `class:` module that raises on import, as it unpickles its
-    process) is read as its own, not written on mprun's terminal. The child gets fd 2 as it
-    is at the start; nothing of mprun's writes to it meanwhile (signals are held). Under fork
-    the trampoline points fd 2 at the pipe first thing; a forkserver child has the server's."""
+def stderr_on(descriptor: int) -> Iterator[None]:
+    """mprun's fd 2 on `descriptor` for a while, for a child to inherit as its stderr; nothing
+    of mprun's writes to it meanwhile (signals are held). Left alone if fd 2 is closed."""
     try:
-        saved = os.dup(2) if method == "spawn" else -1
+        saved = os.dup(2)
     except OSError:  # mprun's stderr is closed: the child's is too
-        saved = -1
-    if saved < 0:
         yield
         return
     try:
-        os.dup2(pipe.fileno(), 2)
+        os.dup2(descriptor, 2)
         yield
     finally:
         os.dup2(saved, 2)
