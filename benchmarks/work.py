@@ -12,6 +12,11 @@ def noop() -> None:
     """A process that does nothing: what starting and joining one costs."""
 
 
+def double(number: int) -> int:
+    """A small task for a pool's map."""
+    return number * 2
+
+
 def produce(queue: Any, count: int) -> None:
     """`count` small items, then a None to say it is over."""
     for number in range(count):

@@ -77,7 +77,7 @@ class _EventHandler(logging.Handler):
             self.handleError(record)
 
 
-def guard() -> None:
+def guard(parent_death_signal: bool = True) -> None:
     """End this process when mprun ends, even by SIGKILL: no child outlives the run.
 
     Both ways are the kernel's, armed once: nothing runs in the child to watch. The parent-death
@@ -101,7 +101,9 @@ def guard() -> None:
             pass
     parents_only.clear()
     parent = multiprocessing.parent_process()
-    if _PRCTL is not None:
+    # Not for a process one of its parent's threads started (a pool's worker): the kernel
+    # sends the signal when that thread ends, not the process. The sentinel covers it.
+    if _PRCTL is not None and parent_death_signal:
         pr_set_pdeathsig = 1
         _PRCTL(pr_set_pdeathsig, signal.SIGKILL)
     sentinel = getattr(parent, "_sentinel", None)  # the public property raises when unset
@@ -228,6 +230,7 @@ class Trampoline:
         self.multiprocessing_log = multiprocessing_log
         self.unbuffered = unbuffered  # mprun's streams are (a spawn child cannot tell `python -u`)
         self.cgroup: str | None = None  # the folder of the cgroup made for this process
+        self.parent_death_signal = True  # see guard
         self.events: Connection | None = None
         self.stdout: Connection | None = None
         self.stderr: Connection | None = None
@@ -248,7 +251,7 @@ class Trampoline:
         _own_signals()
         if self.cgroup is not None:  # first: whatever the process starts then is in it too
             _enter(self.cgroup)
-        guard()
+        guard(self.parent_death_signal)
         self._capture()
         _first_on_path(self.pythonpath)
         try:

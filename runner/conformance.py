@@ -130,6 +130,7 @@ _KEYWORDS: dict[str, Callable[[Any, Any, dict[str, Any], dict[str, Any]], bool]]
     "enum": lambda instance, value, schema, root: any(_equal(instance, option) for option in value),
     "const": lambda instance, value, schema, root: _equal(instance, value),
     "oneOf": lambda instance, value, schema, root: sum(_valid(instance, sub, root) for sub in value) == 1,
+    "allOf": lambda instance, value, schema, root: all(_valid(instance, sub, root) for sub in value),
     "anyOf": lambda instance, value, schema, root: any(_valid(instance, sub, root) for sub in value),
     "not": lambda instance, value, schema, root: not _valid(instance, value, root),
     "if": _if,

@@ -178,10 +178,23 @@ def run(
                 run_id=run_id,
                 workflow=plan.workflow.name,
             )
-            with _warnings_logged(log):
-                # A context of its own: the process's default start method stays as the caller left it.
+            with _warnings_logged(log), _default_start_method(method):
                 make = partial(backend, method=method)
                 return _drive(plan, log, recorder, make, method, target, run_id, timeout, grace)
+
+
+@contextmanager
+def _default_start_method(method: str) -> Iterator[None]:
+    """The run's start method as the process's default while it runs, as a script's main()
+    sets it: user code that mprun's parent runs (an object of `objects`, a `put: from:`)
+    may make a `multiprocessing.Lock()` or a `Manager()` to hand to the run's processes, and
+    a lock made for fork cannot go to a spawn child. The caller's default comes back after."""
+    previous = multiprocessing.get_start_method(allow_none=True)
+    multiprocessing.set_start_method(method, force=True)
+    try:
+        yield
+    finally:
+        multiprocessing.set_start_method(previous, force=True)
 
 
 def _open_log(target: Path, workflow: Path) -> TextIO:

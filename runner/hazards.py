@@ -18,12 +18,15 @@ from runner.workflow import (
     KIND_WORDS,
     QUEUE_KINDS,
     ClearEvent,
+    Close,
     Get,
     Join,
     JoinQueue,
+    Map,
     PerCpu,
     ProcessSpec,
     Put,
+    Recv,
     Reference,
     SetEvent,
     Start,
@@ -63,11 +66,18 @@ def unused_objects(workflow: Workflow, document: Document) -> Iterator[Problem]:
                 yield _warning(
                     document, shared.where, f"event '{shared.name}' is never used", "unused-object", key=True
                 )
-        elif not processes and shared.name not in condition_locks:
+        elif not processes and shared.name not in condition_locks and not workflow.shown(shared.name):
             message = f"{KIND_WORDS[shared.kind]} '{shared.name}' is never used"
             yield _warning(document, shared.where, message, "unused-object", key=True)
         elif shared.kind == "pipe":
             ends = {ref.end for spec in processes for ref in _references_to(spec, shared.name)}
+            ends |= {
+                end.end
+                for step in workflow.steps
+                if isinstance(step, (Recv, Close))
+                for end in step.ends
+                if end.pipe == shared.name
+            }
             if len(ends) == 1:
                 [end] = ends
                 message = (
@@ -78,7 +88,7 @@ def unused_objects(workflow: Workflow, document: Document) -> Iterator[Problem]:
 
 
 def _references_to(spec: ProcessSpec, name: str) -> list[Reference]:
-    return [ref for ref in (*references(spec.args), *references(spec.kwargs)) if ref.name == name]
+    return [ref for ref in references((spec.args, spec.kwargs, spec.each or ())) if ref.name == name]
 
 
 def shared_pipe_ends(workflow: Workflow, document: Document) -> Iterator[Problem]:
@@ -94,7 +104,8 @@ def shared_pipe_ends(workflow: Workflow, document: Document) -> Iterator[Problem
                 if ref.end == end
             ]
             # Any machine has at least one CPU, and two show whether per-CPU replicas share it.
-            count = sum(spec.replica_count(cpus=2) for spec, _ in holders)
+            # An end in an item of `each` goes to that item's replica alone.
+            count = sum(1 if _in_each(spec, ref) else spec.replica_count(cpus=2) for spec, ref in holders)
             if count > 1:
                 spec, ref = holders[-1]
                 per_cpu = any(isinstance(s.replicas, PerCpu) for s, _ in holders)
@@ -108,6 +119,10 @@ def shared_pipe_ends(workflow: Workflow, document: Document) -> Iterator[Problem
                     f"({who}): a pipe end is for one process"
                 )
                 yield _warning(document, ref.where, message, "shared-pipe-end")
+
+
+def _in_each(spec: ProcessSpec, ref: Reference) -> bool:
+    return ref.where[: len(spec.where) + 1] == (*spec.where, "each")
 
 
 def waits_that_cannot_end(workflow: Workflow, document: Document) -> Iterator[Problem]:
@@ -424,7 +439,18 @@ def too_many_processes(workflow: Workflow, document: Document) -> Iterator[Probl
         yield _warning(document, ("processes",), message, "too-many-processes")
 
 
+def unused_pools(workflow: Workflow, document: Document) -> Iterator[Problem]:
+    """A pool no step uses: its process is never started."""
+    used = {step.pool.text for step in workflow.steps if isinstance(step, Map)}
+    for pool in workflow.pools.values():
+        if pool.name not in used:
+            yield _warning(
+                document, pool.where, f"pool '{pool.name}' is never used by a step", "unused-object", key=True
+            )
+
+
 HAZARDS = (
+    unused_pools,
     shadowed_modules,
     too_many_processes,
     forgotten_dollars,

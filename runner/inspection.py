@@ -25,10 +25,11 @@ from typing import IO, Any, Literal
 
 from runner.document import Document
 from runner.problem import JsonPath, Problem
+from runner.rules import TARGET, all_builds
 from runner.target import IMPORT_TIMEOUT, split
-from runner.workflow import Put, Workflow
+from runner.workflow import Call, Map, Put, Workflow
 
-Role = Literal["function", "class", "callable"]
+Role = Literal["function", "class", "callable", "object"]  # object: only imported, never called
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ def _call(
 
 
 def target_checks(workflow: Workflow) -> list[TargetCheck]:
-    """Every target, process class, `put: from:` callable and barrier action of the workflow."""
+    """Every target, process class, `put: from:` callable, barrier action and object to build
+    of the workflow."""
     checks = []
     for spec in workflow.processes.values():
         role: Role = "class" if spec.is_class else "function"
@@ -74,7 +76,50 @@ def target_checks(workflow: Workflow) -> list[TargetCheck]:
         action = shared.options.get("action") if shared.kind == "barrier" else None
         if isinstance(action, str):
             checks.append(_call(action, "callable", (), {}, (*shared.where, "action"), shared.where))
+        if shared.kind == "object":
+            options = shared.options
+            checks.append(
+                _call(
+                    options["call"],
+                    "callable",
+                    options["args"],
+                    options["kwargs"],
+                    (*shared.where, "call"),
+                    shared.where,
+                )
+            )
+    for pool in workflow.pools.values():
+        if pool.initializer is not None:
+            where = (*pool.where, "initializer")
+            given = (*pool.where, "initargs") if pool.initargs else where
+            checks.append(TargetCheck(pool.initializer, "callable", len(pool.initargs), (), where, given, where))
+    for step in workflow.steps:
+        if isinstance(step, Call):
+            where = (*step.where, "function")
+            checks.append(_call(step.function, "callable", step.args, step.kwargs, where, step.where))
+        elif isinstance(step, Map):
+            checks.append(_mapped(step))
+    for built in all_builds(workflow):
+        if TARGET.fullmatch(built.target):  # else a rule said so
+            key = "$call" if built.call else "$import"
+            kind: Role = "callable" if built.call else "object"
+            checks.append(_call(built.target, kind, built.args, built.kwargs, (*built.where, key), built.where))
     return checks
+
+
+def _mapped(step: Map) -> TargetCheck:
+    """The check of a pool step's function: called with one item (map, imap_unordered), with
+    an item's elements (starmap: as many as the first item has, when the items are written
+    out), or with the step's args and kwargs (apply)."""
+    where = (*step.where, "function")
+    if step.kind == "apply":
+        return _call(step.function, "callable", step.args, step.kwargs, where, step.where)
+    if step.kind == "starmap":
+        first = step.items[0] if isinstance(step.items, tuple) and step.items else None
+        if not isinstance(first, tuple):
+            return TargetCheck(step.function, "object", 0, (), where, where, where)  # known when it runs
+        return TargetCheck(step.function, "callable", len(first), (), where, (*step.where, "items", 0), where)
+    return TargetCheck(step.function, "callable", 1, (), where, where, where)
 
 
 @dataclass(frozen=True)

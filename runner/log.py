@@ -67,9 +67,20 @@ def _console_line(event: EventDict) -> str | None:
     if name == "process.return":
         return f"{who} - returned {event.get('repr')}"
     if name == "queue.get":
-        item = str(event.get("item"))
-        shown = item if len(item) <= CONSOLE_ITEM else item[:CONSOLE_ITEM] + f"... ({len(item)} characters)"
-        return f"mprun - got from {event.get('queue')}: {shown}"
+        return f"mprun - got from {event.get('queue')}: {_shortened(event.get('item'))}"
+    if name == "pipe.recv":
+        return f"mprun - received on {event.get('pipe')}: {_shortened(event.get('item'))}"
+    if name == "map.result":
+        if "index" in event:
+            return f"mprun - {event.get('pool')} result {event['index']}: {_shortened(event.get('item'))}"
+        where = f" ({event.get('chunk')} of {event.get('chunks')})" if event.get("chunks", 1) > 1 else ""
+        return f"mprun - {event.get('pool')} results{where}: {_shortened(event.get('items'))}"
+    if name == "map.progress":
+        return f"mprun - {event.get('pool')}: {event.get('done')} of {event.get('total')} {event.get('unit')} done"
+    if name == "map.error":
+        return f"mprun ! {event.get('pool')}: a task raised {event.get('type')}: {event.get('message')}"
+    if name == "object.show":
+        return f"mprun - {event.get('object')}: {_shortened(event.get('value'))}"
     if name == "step.start":
         return f"mprun > {event.get('kind')} {event.get('subject', '')}".rstrip()
     if name == "step.end":
@@ -82,6 +93,11 @@ def _console_line(event: EventDict) -> str | None:
     if name.startswith("process.") or name.startswith("run."):
         return None
     return f"{who} - {name} {json.dumps({k: v for k, v in event.items() if k not in _BASE}, default=str)}"
+
+
+def _shortened(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= CONSOLE_ITEM else text[:CONSOLE_ITEM] + f"... ({len(text)} characters)"
 
 
 # What a terminal would act on rather than show: C0 and C1 controls but the tab (escape

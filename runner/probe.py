@@ -204,6 +204,8 @@ def examine(request: dict[str, Any], modules: dict[str, tuple[Any, dict[str, str
     found, problem = _attribute(module, request["target"])
     if problem is not None:
         return problem
+    if request["role"] == "object":  # `{$import: ...}`: anything importable will do
+        return None
     return _shape(request, found) or _binding(request, found)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import array
 import math
+import re
 import signal
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -19,14 +20,23 @@ from runner.workflow import (
     KIND_WORDS,
     RESERVED_NAMES,
     SECTIONS,
+    Built,
+    Call,
+    Close,
+    EachItem,
     Get,
     Join,
+    Map,
     Name,
     Put,
+    Recv,
     Reference,
+    ReplicaIndex,
     Start,
     Terminate,
     Workflow,
+    as_written,
+    builds,
     placeholders,
     references,
     template_problem,
@@ -34,22 +44,52 @@ from runner.workflow import (
 
 Rule = Callable[[Workflow, Document], Iterator[Problem]]
 
+# The schema's pattern for a target (a test keeps them equal), for the targets it cannot see:
+# those inside plain data, such as `{$call: jobs:Task}`.
+TARGET = re.compile(
+    r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
+)
+
 
 def _describe(workflow: Workflow, name: str) -> str:
     if name in workflow.processes:
         return "a process"
+    if name in workflow.pools:
+        return "a pool"
+    if name in workflow.kept():
+        return "a result a step keeps"
     return KIND_WORDS[workflow.objects[name].kind]
+
+
+def _kind_of(workflow: Workflow, name: str) -> str | None:
+    """What `name` is: process, pool, result (kept by a step), or a shared object's kind."""
+    if name in workflow.processes:
+        return "process"
+    if name in workflow.pools:
+        return "pool"
+    if name in workflow.objects:
+        return workflow.objects[name].kind
+    if name in workflow.kept():
+        return "result"
+    return None
+
+
+_RESERVED_MEANINGS = {
+    "replica": "the replica's index",
+    "number": "the replica's number from 1",
+    "each": "the item of `each`",
+}
 
 
 def unique_names(workflow: Workflow, document: Document) -> Iterator[Problem]:
     """Processes and shared objects share one namespace: `$name` must mean one thing."""
     seen: dict[str, str] = {}
-    for section in (*SECTIONS, "processes"):
+    for section in (*SECTIONS, "pools", "processes"):
         for name in document.data.get(section) or {}:
             if name in RESERVED_NAMES:
                 yield document.problem(
                     (section, name),
-                    f"'{name}' is reserved (it is `$replica`, the replica's index): pick another name",
+                    f"'{name}' is reserved (`${name}` means {_RESERVED_MEANINGS[name]}): pick another name",
                     "reserved-name",
                     key=True,
                 )
@@ -95,10 +135,138 @@ def process_name_templates(workflow: Workflow, document: Document) -> Iterator[P
 
 
 def argument_references(workflow: Workflow, document: Document) -> Iterator[Problem]:
-    """Every `$reference` in args and kwargs names a shared object, and pipes name an end."""
+    """Every `$reference` in args and kwargs names a shared object, and pipes name an end; an
+    object of the `objects` section is given only shared objects and objects above it."""
     for spec in workflow.processes.values():
-        for reference in [*references(spec.args), *references(spec.kwargs)]:
+        for reference in references((spec.args, spec.kwargs, spec.each or ())):
             yield from _check_reference(workflow, document, reference)
+    above: set[str] = set()
+    for shared in workflow.objects.values():
+        if shared.kind != "object":
+            continue
+        for reference in references((shared.options["args"], shared.options["kwargs"])):
+            made = workflow.objects.get(str(reference.name))
+            if made is not None and made.kind == "object":
+                if reference.name not in above:
+                    yield document.problem(
+                        reference.where,
+                        f"'${reference.name}' is made "
+                        + ("by this very entry" if reference.name == shared.name else "after this object")
+                        + ": an object is given only those above it in `objects`",
+                        "object-order",
+                    )
+                continue
+            yield from _check_reference(workflow, document, reference)
+        above.add(shared.name)
+
+
+def placeholders_in_place(workflow: Workflow, document: Document) -> Iterator[Problem]:
+    """`$replica`, `$number` and `$each` where there is a replica or an item to fill them with,
+    `$each.part` a part every item has, and objects to build written in their one form."""
+    for spec in workflow.processes.values():
+        for found in placeholders((spec.args, spec.kwargs)):
+            if isinstance(found, EachItem):
+                yield from _each_fits(document, found, spec.each, f"process '{spec.key}'")
+        yield from _only_data(document, spec.each or (), "in `each`", "an item of `each` is data for one replica")
+    for shared in workflow.objects.values():
+        if shared.kind == "object":
+            arguments = (shared.options["args"], shared.options["kwargs"])
+            yield from _only_data(document, arguments, "here", "an object of `objects` is made once, for every process")
+    for pool in workflow.pools.values():
+        yield from _only_data(document, pool.initargs, "here", "a pool's workers share its initargs")
+    for step in workflow.steps:
+        if isinstance(step, (Map, Call)):
+            given = (step.items if isinstance(step, Map) else (), step.args, step.kwargs)
+            yield from _only_data(document, given, f"in a {step.kind} step", "it has no replicas nor `each`")
+        if isinstance(step, Put):
+            for found in placeholders(step.items):
+                if isinstance(found, EachItem):
+                    yield from _each_fits(document, found, step.each, "this put")
+            yield from _only_data(document, (step.args, step.kwargs), "in a put's arguments", "they are given once")
+            yield from _only_data(document, step.each or (), "in `each`", "an item of `each` is data for one item")
+            for found in placeholders(step.items):
+                if isinstance(found, ReplicaIndex):
+                    yield document.problem(
+                        found.where,
+                        f"'{found.text}' has no replica to stand for in a put "
+                        f"(write '${found.text}' for a literal '$')",
+                        "bad-reference",
+                    )
+    for built in all_builds(workflow):
+        yield from _built_form(document, built)
+
+
+def _each_fits(document: Document, found: EachItem, items: tuple[Any, ...] | None, owner: str) -> Iterator[Problem]:
+    if items is None:
+        yield document.problem(
+            found.where,
+            f"'{found.text}' stands for an item of `each`, and {owner} has no `each` "
+            f"(write '${found.text}' for a literal '$')",
+            "bad-reference",
+        )
+        return
+    for index, item in enumerate(items):
+        try:
+            found.pick(item)
+        except (LookupError, TypeError):
+            yield document.problem(
+                found.where,
+                f"'{found.text}' does not fit item {index} of `each`, {_shown_item(item)}",
+                "bad-reference",
+            )
+            return
+
+
+def _shown_item(item: Any) -> str:
+    text = repr(as_written(item))
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
+def _only_data(document: Document, value: Any, place: str, why: str) -> Iterator[Problem]:
+    for found in placeholders(value):
+        if isinstance(found, (EachItem, ReplicaIndex)):
+            yield document.problem(
+                found.where,
+                f"'{found.text}' cannot be used {place}: {why} (write '${found.text}' for a literal '$')",
+                "bad-reference",
+            )
+
+
+def all_builds(workflow: Workflow) -> Iterator[Built]:
+    """Every object to build the workflow writes (`{$call: ...}`, `{$import: ...}`), in order."""
+    for spec in workflow.processes.values():
+        yield from builds((spec.args, spec.kwargs, spec.each or ()))
+    for shared in workflow.objects.values():
+        if shared.kind == "object":
+            yield from builds((shared.options["args"], shared.options["kwargs"]))
+    for pool in workflow.pools.values():
+        yield from builds(pool.initargs)
+    for step in workflow.steps:
+        if isinstance(step, Put):
+            yield from builds((step.items, step.args, step.kwargs, step.each or ()))
+        elif isinstance(step, Map):
+            yield from builds((step.items, step.args, step.kwargs))
+        elif isinstance(step, Call):
+            yield from builds((step.args, step.kwargs))
+
+
+def _built_form(document: Document, built: Built) -> Iterator[Problem]:
+    key = "$call" if built.call else "$import"
+    if built.extra:
+        allowed = "'args' and 'kwargs'" if built.call else "nothing else"
+        yield document.problem(
+            (*built.where, built.extra[0]),
+            f"'{built.extra[0]}' does not go with '{key}', which takes {allowed}"
+            + ("" if built.call else " (use '$call' to call it)"),
+            "built-object",
+            key=True,
+        )
+    if not TARGET.fullmatch(built.target):
+        yield document.problem(
+            (*built.where, key),
+            f"'{built.target}' is not in the expected form: `module:attribute`, such as `jobs:Task`",
+            "built-object",
+        )
 
 
 def _check_reference(workflow: Workflow, document: Document, reference: Reference) -> Iterator[Problem]:
@@ -112,9 +280,13 @@ def _check_reference(workflow: Workflow, document: Document, reference: Referenc
         )
         return
     shared = workflow.objects.get(name)
-    if shared is None and name in workflow.processes:
+    if shared is None and name in workflow.kept():
+        return  # a result: kept_results says where it may go
+    if shared is None and (name in workflow.processes or name in workflow.pools):
         yield document.problem(
-            reference.where, f"'${name}' is a process: only shared objects can be passed to a process", "wrong-kind"
+            reference.where,
+            f"'${name}' is {_describe(workflow, name)}: only shared objects can be passed to a process",
+            "wrong-kind",
         )
     elif shared is None:
         yield document.problem(
@@ -152,14 +324,16 @@ def _expect_kind(
     workflow: Workflow, document: Document, name: Name, wanted: Iterable[str], word: str, code: str
 ) -> Iterator[Problem]:
     kinds = set(wanted)
-    if name.text in workflow.processes or name.text in workflow.objects:
-        actual = "process" if name.text in workflow.processes else workflow.objects[name.text].kind
+    actual = _kind_of(workflow, name.text)
+    if actual is not None:
         if actual not in kinds:
             yield document.problem(
                 name.where, f"'{name.text}' is {_describe(workflow, name.text)}, not {word}", "wrong-kind"
             )
         return
     candidates = [n for n in workflow.processes if "process" in kinds]
+    candidates += [n for n in workflow.pools if "pool" in kinds]
+    candidates += [n for n in workflow.kept() if "result" in kinds]
     candidates += [o.name for o in workflow.objects.values() if o.kind in kinds]
     yield document.problem(
         name.where, f"unknown {word.split(' ', 1)[1]} '{name.text}'{did_you_mean(name.text, candidates)}", code
@@ -280,18 +454,121 @@ def _range(typecode: str) -> str:
     return f": it holds {low} to {high}"
 
 
-def put_data(workflow: Workflow, document: Document) -> Iterator[Problem]:
-    """Items and arguments of a `put` are plain data: the parent cannot send shared objects."""
-    for step in workflow.steps:
+def step_data(workflow: Workflow, document: Document) -> Iterator[Problem]:
+    """What a `put` or a pool step sends is data: the parent cannot send shared objects through
+    a queue, but it can send objects of the workflow's own and the results steps kept before.
+    A `call` starts a process: it may be given shared objects too."""
+    kept = workflow.kept()
+    for index, step in enumerate(workflow.steps):
         if isinstance(step, Put):
-            for found in placeholders((step.items, step.args, step.kwargs)):
-                text = found.text
+            found = references((step.items, step.args, step.kwargs, step.each or ()))
+        elif isinstance(step, (Map, Call)):
+            found = references((step.items if isinstance(step, Map) else (), step.args, step.kwargs))
+        else:
+            continue
+        for reference in found:
+            name = str(reference.name)
+            if name in kept and name not in workflow.objects:
+                if kept[name][0] >= index:
+                    yield document.problem(
+                        reference.where,
+                        f"'${name}' is kept by step {kept[name][0] + 1}: only later steps can pass it on",
+                        "step-order",
+                    )
+                continue
+            shared = workflow.objects.get(name)
+            if shared is not None and (shared.kind == "object" or isinstance(step, Call)):
+                yield from _check_reference(workflow, document, reference)
+                continue
+            if shared is None and name not in workflow.processes and name not in workflow.pools:
+                yield from _check_reference(workflow, document, reference)
+                continue
+            text = reference.text
+            yield document.problem(
+                reference.where,
+                f"'{text}' is not resolved in a {step.kind}: what it sends is data (or an object of `objects`, or a "
+                f"result a step kept), and shared objects reach processes only through their args (write '${text}' "
+                "for a literal '$')",
+                "bad-reference",
+            )
+
+
+def kept_results(workflow: Workflow, document: Document) -> Iterator[Problem]:
+    """A name a step keeps is its own (not a process's, an object's or another step's), and
+    only steps use it: processes and objects are made before the first step."""
+    kept = workflow.kept()
+    for index, step in enumerate(workflow.steps):
+        keep = getattr(step, "keep", None)
+        if keep is None:
+            continue
+        taken = _kind_of(workflow, keep.text)
+        if taken not in (None, "result") or keep.text in RESERVED_NAMES:
+            yield document.problem(
+                keep.where, f"'{keep.text}' is already the name of {_describe(workflow, keep.text)}", "duplicate-name"
+            )
+        elif kept[keep.text][0] != index:
+            yield document.problem(
+                keep.where, f"'{keep.text}' is kept by step {kept[keep.text][0] + 1} already", "duplicate-name"
+            )
+    made_first = [references((spec.args, spec.kwargs, spec.each or ())) for spec in workflow.processes.values()]
+    made_first += [references(pool.initargs) for pool in workflow.pools.values()]
+    made_first += [
+        references((shared.options["args"], shared.options["kwargs"]))
+        for shared in workflow.objects.values()
+        if shared.kind == "object"
+    ]
+    for found in made_first:
+        for reference in found:
+            if reference.name in kept and reference.name not in workflow.objects:
                 yield document.problem(
-                    found.where,
-                    f"'{text}' is not resolved in a put: its items and arguments are plain data, and shared objects "
-                    f"reach processes only through their args (write '${text}' for a literal '$')",
-                    "bad-reference",
+                    reference.where,
+                    f"'${reference.name}' is a result step {kept[reference.name][0] + 1} keeps, and processes, pools "
+                    "and objects are made before the first step: pass it to a later step instead",
+                    "step-order",
                 )
+
+
+def pipe_ends(workflow: Workflow, document: Document) -> Iterator[Problem]:
+    """A pipe end is closed after the processes given it start, and read after that only if
+    it is still open; reading to end of file needs the parent's copy of the other end closed
+    first (or the end of file never comes)."""
+    started: set[str] = set()
+    closed: dict[str, int] = {}  # "p.1" -> the step that closed it
+    for index, step in enumerate(workflow.steps):
+        if isinstance(step, Start):
+            for name in step.processes:
+                started.add(name.text)
+                spec = workflow.processes.get(name.text)
+                given = (
+                    {f"{ref.name}.{ref.end}" for ref in references((spec.args, spec.kwargs, spec.each or ()))}
+                    if spec
+                    else set()
+                )
+                for gone, at in closed.items():
+                    if gone in given:
+                        yield document.problem(
+                            name.where,
+                            f"'{name.text}' is given {gone}, which step {at + 1} closed before this start",
+                            "step-order",
+                        )
+        ends = step.ends if isinstance(step, (Recv, Close)) else ()
+        for end in ends:
+            if _kind(workflow, Name(end.pipe, end.where)) != "pipe":
+                continue  # reported by step_subjects
+            if end.text in closed:
+                yield document.problem(end.where, f"{end.text} was closed by step {closed[end.text] + 1}", "step-order")
+            elif isinstance(step, Recv) and step.count is None:
+                other = f"{end.pipe}.{1 - end.end}"
+                if other not in closed:
+                    yield document.problem(
+                        end.where,
+                        f"reading {end.text} to end of file needs mprun's copy of {other} closed first "
+                        f"(a `close: {other}` step after the processes given it start), or the end of file never comes",
+                        "recv-eof",
+                    )
+        if isinstance(step, Close):
+            for end in step.ends:
+                closed.setdefault(end.text, index)
 
 
 def finite_durations(workflow: Workflow, document: Document) -> Iterator[Problem]:
@@ -315,7 +592,10 @@ def finite_durations(workflow: Workflow, document: Document) -> Iterator[Problem
 
 RULES: tuple[Rule, ...] = (
     finite_durations,
-    put_data,
+    step_data,
+    kept_results,
+    placeholders_in_place,
+    pipe_ends,
     unique_names,
     process_name_templates,
     argument_references,

@@ -10,20 +10,25 @@ from typing import TYPE_CHECKING, Any
 
 from runner.child import resolve
 from runner.errors import NotSendable, assert_never
-from runner.plan import Plan
+from runner.plan import Plan, call_key, fill
 from runner.workflow import (
+    TERMINATE_GRACE,
+    Call,
     ClearEvent,
+    Close,
     Get,
     Join,
     JoinQueue,
+    Map,
     Put,
+    Recv,
     SetEvent,
+    Show,
     Sleep,
     Start,
     Step,
     Terminate,
     Wait,
-    as_written,
 )
 
 if TYPE_CHECKING:
@@ -31,6 +36,7 @@ if TYPE_CHECKING:
 
 FAILING = ("failed", "timeout", "stuck")  # outcomes that fail the run
 ITEM_REPR = 2000  # characters of a got item's repr kept for the log
+CONSOLE_REPR = 200  # characters of a call's return value in its step's detail
 
 
 def execute(plan: Plan, backend: Backend, log: Any, clock: Callable[[], float]) -> list[str]:
@@ -72,6 +78,8 @@ def execute(plan: Plan, backend: Backend, log: Any, clock: Callable[[], float]) 
         )
         if outcome in ("timeout", "stuck"):
             failures.append(f"step {index + 1} ({step.kind} {subject}) {outcome}: {detail}")
+        elif outcome == "failed" and not (failures and failures[-1].startswith(f"step {index + 1} ")):
+            failures.append(f"step {index + 1} ({step.kind} {subject}): {detail}")  # a task raised, say
     return failures
 
 
@@ -87,7 +95,7 @@ def take(step: Step, plan: Plan, backend: Backend, log: Any) -> tuple[str, str]:
             killed = backend.terminate([name.text for name in step.processes], step.grace)
             return ("ok", "killed after the grace: " + ", ".join(killed)) if killed else ("ok", "")
         case Put():
-            items = _items(step, plan)
+            items = _items(step, plan, backend)
             backend.put(step.queue.text, items)
             return "ok", f"{len(items)} item(s)"
         case Get():
@@ -123,24 +131,129 @@ def take(step: Step, plan: Plan, backend: Backend, log: Any) -> tuple[str, str]:
         case Sleep():
             backend.loop.sleep(step.seconds)
             return "ok", ""
+        case Show():
+            for shown in step.objects:
+                ready, state = backend.show(shown.text, step.timeout)
+                if not ready:
+                    return (
+                        "timeout",
+                        f"{shown.text} could not be read within {step.timeout:g} s: a process holds its lock",
+                    )
+                log.info("object.show", object=shown.text, value=_short_repr(state, str))
+            return "ok", ""
+        case Recv():
+
+            def received(end: str, message: Any) -> None:
+                log.info("pipe.recv", pipe=end, item=_short_repr(message))
+
+            ends = [(end.pipe, end.end) for end in step.ends]
+            got, still_open = backend.recv(ends, step.count, step.timeout, received)
+            if step.count is None and not still_open:
+                return "ok", f"{got} message(s), then end of file"
+            if step.count is not None and got == step.count:
+                return "ok", f"{got} message(s)"
+            for pipe in dict.fromkeys(end.pipe for end in step.ends):
+                backend.dump_receivers(pipe, f"recv on {pipe} timed out")
+            if step.count is None:
+                return (
+                    "timeout",
+                    f"{got} message(s), and no end of file on {', '.join(still_open)} within {step.timeout} s",
+                )
+            if not still_open:
+                return "failed", f"{got} of {step.count} message(s), then end of file"
+            return "timeout", f"{got} of {step.count} message(s) within {step.timeout} s"
+        case Close():
+            for end in step.ends:
+                backend.close_end(end.pipe, end.end)
+            return "ok", ""
+        case Map():
+            return _map(step, backend, log)
+        case Call():
+            outcome, value = backend.call(call_key(int(step.where[1])), step.timeout, TERMINATE_GRACE)
+            if outcome == "timeout":
+                return "timeout", f"{step.name} did not return within {step.timeout} s"
+            if outcome == "failed":
+                return "failed", f"{step.name} did not return (see its exit)"
+            if step.keep is not None:
+                backend.keep(step.keep.text, value)
+            return "ok", f"returned {_short_repr(value, limit=CONSOLE_REPR)}"
         case _:
             assert_never(step)
 
 
-def _items(step: Put, plan: Plan) -> list[Any]:
+def _map(step: Map, backend: Backend, log: Any) -> tuple[str, str]:
+    pool = step.pool.text
+
+    def progressed(done: int, total: int, unit: str) -> None:
+        log.info("map.progress", pool=pool, kind=step.kind, done=done, total=total, unit=unit)
+
+    # The results stay with the pool's host unless a queue must have them now: a later step
+    # passes them on from there (to the same pool without their coming here at all).
+    want = "values" if step.put is not None else "keep" if step.keep is not None else "none"
+    outcome = backend.map(
+        pool,
+        step.kind,
+        step.function,
+        step.items,
+        step.chunksize,
+        step.args,
+        dict(step.kwargs),
+        step.timeout,
+        progressed,
+        log=step.log,
+        want=want,
+    )
+    if outcome.how == "timeout":
+        return "timeout", f"no results from {pool} within {step.timeout} s"
+    if outcome.how == "ended":
+        return "failed", f"the process of pool {pool} ended"
+    if outcome.how == "lost" and outcome.error is not None:
+        worker, how = outcome.error[:2]
+        # The standard library's Pool would wait for ever: the task dies with its worker.
+        return "failed", f"{worker} of pool {pool} ended with {how} while the step ran, and its task with it"
+    if outcome.error is not None:
+        kind, message, trace = outcome.error
+        log.warning("map.error", pool=pool, type=kind, message=message, traceback=trace)
+        return ("ok" if step.may_fail else "failed"), f"a task raised {kind}: {message}"
+    summary = outcome.summary
+    count = summary["count"]
+    if "shown" in summary:
+        log.info("map.result", pool=pool, count=count, items=summary["shown"])
+    for number, shown in enumerate(summary.get("chunks", ()), start=1):
+        log.info("map.result", pool=pool, chunk=number, chunks=len(summary["chunks"]), items=shown)
+    for index, shown in enumerate(summary.get("each", ())):
+        log.info("map.result", pool=pool, index=index, item=shown)
+    if step.keep is not None:
+        values = outcome.values if step.kind != "apply" or outcome.values is None else outcome.values[0]
+        backend.keep(step.keep.text, values if values is not None else outcome.remote)
+    if step.put is not None:
+        assert outcome.values is not None  # asked for
+        values = outcome.values[:1] if step.kind == "apply" else outcome.values
+        backend.put(step.put.text, values)
+    if step.kind == "apply":
+        return "ok", f"returned {summary.get('shown', '')[1:-1] or 'a value'}"
+    return "ok", f"{count} result(s)"
+
+
+def _items(step: Put, plan: Plan, backend: Backend) -> list[Any]:
+    """The items to put, made as a script's loop would make them: each object to build once
+    per item (a repeated item is one object put several times)."""
     if step.source is not None:
-        return list(resolve(step.source)(*as_written(step.args), **as_written(step.kwargs)))
+        made = resolve(step.source)(*backend.value(step.args), **backend.value(dict(step.kwargs)))
+        return list(made)
+    if step.each is not None:
+        return [backend.value(fill(step.items[0], item=item)) for item in step.each]
     repeat = len(plan.replicas(step.per.text)) if step.per is not None else step.count
-    return [as_written(item) for item in step.items for _ in range(repeat)]
+    return [made for made in (backend.value(item) for item in step.items) for _ in range(repeat)]
 
 
-def _short_repr(value: object, limit: int = ITEM_REPR) -> str:
-    text = repr(value)
+def _short_repr(value: object, show: Callable[[object], str] = repr, limit: int = ITEM_REPR) -> str:
+    text = show(value)
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
 def _subject(step: Step) -> str:
-    for field_name in ("processes", "queue", "event"):
+    for field_name in ("processes", "queue", "event", "objects", "ends", "pool"):
         value = getattr(step, field_name, None)
         if isinstance(value, tuple):
             return ", ".join(name.text for name in value)

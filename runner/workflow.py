@@ -6,6 +6,7 @@ a name and a kind. Every record keeps the JSON path it came from so a rule can p
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import string
@@ -31,6 +32,8 @@ SECTIONS: dict[str, str] = {
     "dicts": "dict",
     "lists": "list",
     "namespaces": "namespace",
+    # Last: an object made by user code may be given any of the others.
+    "objects": "object",
 }
 TERMINATE_GRACE = 5.0  # the schema's default for a terminate step's `grace`; a test keeps them equal
 QUEUE_KINDS = frozenset({"queue", "joinable_queue", "simple_queue"})
@@ -52,14 +55,18 @@ KIND_WORDS = {
     "dict": "a managed dict",
     "list": "a managed list",
     "namespace": "a managed namespace",
+    "object": "an object of the workflow's own",
 }
-RESERVED_NAMES = frozenset({"replica"})
+RESERVED_NAMES = frozenset({"replica", "number", "each"})  # what `$replica`, `$number`, `$each` mean
 _REFERENCE = re.compile(r"\$(?P<name>[A-Za-z_][A-Za-z0-9_-]*)(?:\.(?P<end>[0-9]{1,3}))?")
+_EACH = re.compile(r"\$each((?:\.(?:[0-9]{1,6}|[A-Za-z_][A-Za-z0-9_]*))*)")
+BUILDS = ("$call", "$import")  # the keys of a mapping that stands for an object made by user code
 
 
 @dataclass(frozen=True)
 class Reference:
-    """A `$name` in a process's arguments: the shared object of that name (or a pipe's end).
+    """A `$name` in arguments: the shared object of that name (or a pipe's end), or an object
+    of the `objects` section.
 
     `name` is None when the text is not a well-formed reference; a rule reports it.
     """
@@ -79,37 +86,108 @@ class Reference:
 
 @dataclass(frozen=True)
 class ReplicaIndex:
-    """`$replica` in a process's arguments: the replica's index, counting from 0."""
+    """`$replica` (the replica's index, from 0) or `$number` (from 1) in a process's arguments."""
 
     where: JsonPath
-    text: ClassVar[str] = "$replica"
+    first: int = 0
+
+    @property
+    def text(self) -> str:
+        return "$number" if self.first else "$replica"
+
+
+@dataclass(frozen=True)
+class EachItem:
+    """`$each` in arguments: the item of `each` this replica (or put item) is made for; with a
+    path (`$each.0`, `$each.key`), a part of it."""
+
+    where: JsonPath
+    path: tuple[int | str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return "$each" + "".join(f".{part}" for part in self.path)
+
+    def pick(self, item: Any) -> Any:
+        """The part of `item` it stands for; raises LookupError or TypeError where there is none."""
+        for part in self.path:
+            item = item[part]
+        return item
+
+
+@dataclass(frozen=True)
+class Built:
+    """`{$call: module:callable, args: [...], kwargs: {...}}`: what the callable returns, made
+    in mprun's parent where the standard library's caller would make it (before a start, or a
+    put); `{$import: module:name}`: the object itself (a function to send, a class)."""
+
+    target: str
+    call: bool
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+    where: JsonPath
+    extra: tuple[str, ...] = ()  # keys beside $call, args and kwargs: a rule reports them
+
+    @property
+    def text(self) -> str:
+        return f"{{{'$call' if self.call else '$import'}: {self.target}}}"
+
+
+def _built(value: Mapping[Any, Any], where: JsonPath) -> Built:
+    key = "$call" if "$call" in value else "$import"
+    allowed = {"$call", "args", "kwargs"} if key == "$call" else {"$import"}
+    return Built(
+        target=str(value[key]),
+        call=key == "$call",
+        args=parse_arguments(value.get("args", []) if key == "$call" else [], (*where, "args")),
+        kwargs=parse_arguments(value.get("kwargs", {}) if key == "$call" else {}, (*where, "kwargs")),
+        where=where,
+        extra=tuple(str(name) for name in value if name not in allowed),
+    )
 
 
 def holds_plain_data(path: JsonPath) -> bool:
     """Whether the mapping at `path` is user data (arguments, items), whose keys may be any scalar."""
     match path:
-        case ("processes", _, "args", *_) | ("processes", _, "kwargs", _, *_):
+        case ("processes", _, "args", *_) | ("processes", _, "kwargs", _, *_) | ("processes", _, "each", *_):
             return True
-        case ("steps", _, "put", "item" | "items" | "args", *_) | ("steps", _, "put", "kwargs", _, *_):
+        case ("steps", _, "put", "item" | "items" | "args" | "each", *_) | ("steps", _, "put", "kwargs", _, *_):
             return True
         case ("dicts", _, "items", *_) | ("lists", _, "items", *_) | ("namespaces", _, "attributes", _, *_):
+            return True
+        case ("objects", _, "args", *_) | ("objects", _, "kwargs", _, *_) | ("pools", _, "initargs", *_):
+            return True
+        case ("steps", _, "map" | "starmap" | "imap_unordered" | "apply", "items" | "args", *_):
+            return True
+        case ("steps", _, "apply" | "call", "kwargs", _, *_) | ("steps", _, "call", "args", *_):
             return True
     return False
 
 
 def parse_arguments(value: Any, where: JsonPath) -> Any:
-    """Plain data with `$` strings turned into references; `$$` escapes a literal `$`."""
+    """Plain data with `$` strings turned into placeholders and `{$call: ...}` mappings into
+    objects to build; `$$` escapes a literal `$` (in a mapping's keys too)."""
     if isinstance(value, str) and value.startswith("$"):
         if value.startswith("$$"):
             return value[1:]
-        if value == "$replica":
-            return ReplicaIndex(where)
+        if value in ("$replica", "$number"):
+            return ReplicaIndex(where, 1 if value == "$number" else 0)
+        each = _EACH.fullmatch(value)
+        if each is not None:
+            parts = each[1].split(".")[1:]
+            return EachItem(where, tuple(int(part) if part.isdigit() else part for part in parts))
         return Reference.parse(value, where)
     if isinstance(value, list):
         return tuple(parse_arguments(item, (*where, index)) for index, item in enumerate(value))
     if isinstance(value, dict):
-        return {key: parse_arguments(item, (*where, key)) for key, item in value.items()}
+        if any(key in value for key in BUILDS):
+            return _built(value, where)
+        return {_unescaped(key): parse_arguments(item, (*where, key)) for key, item in value.items()}
     return value
+
+
+def _unescaped(key: Any) -> Any:
+    return key[1:] if isinstance(key, str) and key.startswith("$$") else key
 
 
 def as_written(value: Any) -> Any:
@@ -122,23 +200,34 @@ def as_written(value: Any) -> Any:
     return value
 
 
+Placeholder = Reference | ReplicaIndex | EachItem | Built
+
+
 def leaves(value: Any, where: JsonPath) -> Iterator[tuple[JsonPath, Any]]:
-    """Every leaf of parsed arguments (neither tuple nor dict) with its path, depth first."""
+    """Every leaf of parsed arguments (neither tuple nor dict) with its path, depth first; an
+    object to build is a leaf, and so is each leaf of its arguments."""
     if isinstance(value, (tuple, dict)):
         for key, item in value.items() if isinstance(value, dict) else enumerate(value):
             yield from leaves(item, (*where, key))
     else:
         yield where, value
+        if isinstance(value, Built):
+            yield from leaves((value.args, value.kwargs), value.where)
 
 
-def placeholders(value: Any) -> Iterator[Reference | ReplicaIndex]:
-    """Every `$` placeholder in parsed arguments, depth first."""
-    return (leaf for _, leaf in leaves(value, ()) if isinstance(leaf, (Reference, ReplicaIndex)))
+def placeholders(value: Any) -> Iterator[Placeholder]:
+    """Every `$` placeholder and object to build in parsed arguments, depth first."""
+    return (leaf for _, leaf in leaves(value, ()) if isinstance(leaf, (Reference, ReplicaIndex, EachItem, Built)))
 
 
 def references(value: Any) -> Iterator[Reference]:
     """Every reference to a shared object in parsed arguments, depth first."""
     return (found for found in placeholders(value) if isinstance(found, Reference))
+
+
+def builds(value: Any) -> Iterator[Built]:
+    """Every object to build in parsed arguments, depth first."""
+    return (found for found in placeholders(value) if isinstance(found, Built))
 
 
 @dataclass(frozen=True)
@@ -188,19 +277,24 @@ class ProcessSpec:
     replicas: int | PerCpu
     expect: Expectation | None
     where: JsonPath
+    each: tuple[Any, ...] | None = None  # one replica per item, which `$each` stands for
 
     def replica_count(self, cpus: int | None = None) -> int:
         """How many processes this entry runs on a machine with `cpus` CPUs (default: this one)."""
+        if self.each is not None:
+            return len(self.each)
         if isinstance(self.replicas, PerCpu):
             return self.replicas.count * (cpus or os.cpu_count() or 1)
         return self.replicas
 
     @property
     def name_template(self) -> str | None:
-        """The name with `{replica}` where the index goes; None keeps multiprocessing's name."""
+        """The name with `{replica}` (or `{number}`) where the index goes; None keeps
+        multiprocessing's name."""
         if self.name is None:
             return None
-        if self.replicas == 1 or "{replica}" in self.name:
+        alone = self.replicas == 1 and (self.each is None or len(self.each) == 1)
+        if alone or "{replica" in self.name or "{number" in self.name:
             return self.name
         return self.name + "-{replica}"
 
@@ -208,14 +302,17 @@ class ProcessSpec:
         """The process name of each replica (None: multiprocessing picks it)."""
         template = self.name_template
         count = self.replica_count(cpus)
-        return [None if template is None else template.format(replica=index) for index in range(count)]
+        if template is None:
+            return [None] * count
+        return [template.format(replica=index, number=index + 1) for index in range(count)]
 
 
 _REPLICA_FORMAT = re.compile(r"0?[0-9]{0,2}d?")  # `{replica:02d}` and the like: a width, zero-padded or not
 
 
 def template_problem(template: str) -> str | None:
-    """What is wrong with a process name template, or None: only `{replica}` is filled in."""
+    """What is wrong with a process name template, or None: only `{replica}` and `{number}`
+    are filled in."""
     try:
         fields = [(field, spec, conversion) for _, field, spec, conversion in string.Formatter().parse(template)]
     except ValueError as error:
@@ -223,11 +320,11 @@ def template_problem(template: str) -> str | None:
     for field, spec, conversion in fields:
         if field is None:
             continue
-        if field != "replica":
-            return f"unknown field '{{{field}}}': only '{{replica}}' is filled in"
+        if field not in ("replica", "number"):
+            return f"unknown field '{{{field}}}': only '{{replica}}' (from 0) and '{{number}}' (from 1) are filled in"
         if conversion or not _REPLICA_FORMAT.fullmatch(spec or ""):
-            written = "{replica" + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
-            return f"'{{replica}}' takes at most a width, like '{{replica:02d}}', not '{written}'"
+            written = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            return f"'{{{field}}}' takes at most a width, like '{{{field}:02d}}', not '{written}'"
     return None
 
 
@@ -298,7 +395,8 @@ class Terminate:
 @dataclass(frozen=True)
 class Put:
     """Items for a queue: literal `items`, each repeated `count` times (or once per replica
-    of `per`), or whatever the `source` callable returns."""
+    of `per`), one `items[0]` made for each item of `each`, or whatever the `source` callable
+    returns."""
 
     kind: ClassVar[str] = "put"
     queue: Name
@@ -309,6 +407,7 @@ class Put:
     args: tuple[Any, ...]
     kwargs: Mapping[str, Any]
     where: JsonPath
+    each: tuple[Any, ...] | None = None
 
     def subjects(self) -> tuple[Subject, ...]:
         """What it names, to be checked (see rules.step_subjects)."""
@@ -397,7 +496,155 @@ class Sleep:
         return ()
 
 
-Step = Start | Join | Terminate | Put | Get | JoinQueue | Wait | SetEvent | ClearEvent | Sleep
+@dataclass(frozen=True)
+class PipeEnd:
+    """`name.0` or `name.1` in a step: one end of a pipe."""
+
+    text: str
+    where: JsonPath
+
+    @property
+    def pipe(self) -> str:
+        return self.text.rpartition(".")[0]
+
+    @property
+    def end(self) -> int:
+        return int(self.text.rpartition(".")[2])
+
+
+def _pipes(ends: Iterable[PipeEnd]) -> tuple[Subject, ...]:
+    return tuple(Subject(Name(end.pipe, end.where), frozenset({"pipe"}), "a pipe", "unknown-pipe") for end in ends)
+
+
+SHOWN_KINDS = frozenset(KIND_WORDS) - {"pipe", "lock", "rlock", "condition"} | {"result"}  # what `show` reads
+
+
+@dataclass(frozen=True)
+class Show:
+    """Log the state of these objects, as a script's parent prints them."""
+
+    kind: ClassVar[str] = "show"
+    objects: tuple[Name, ...]
+    timeout: float
+    where: JsonPath
+
+    def subjects(self) -> tuple[Subject, ...]:
+        """What it names, to be checked (see rules.step_subjects)."""
+        return tuple(Subject(name, SHOWN_KINDS, "an object to show", "unknown-object") for name in self.objects)
+
+
+@dataclass(frozen=True)
+class Recv:
+    """Receive `count` messages on these pipe ends (None: until each is at end of file)."""
+
+    kind: ClassVar[str] = "recv"
+    ends: tuple[PipeEnd, ...]
+    count: int | None
+    timeout: float | None
+    where: JsonPath
+
+    def subjects(self) -> tuple[Subject, ...]:
+        """What it names, to be checked (see rules.step_subjects)."""
+        return _pipes(self.ends)
+
+
+@dataclass(frozen=True)
+class Close:
+    """Close the parent's copy of these pipe ends."""
+
+    kind: ClassVar[str] = "close"
+    ends: tuple[PipeEnd, ...]
+    where: JsonPath
+
+    def subjects(self) -> tuple[Subject, ...]:
+        """What it names, to be checked (see rules.step_subjects)."""
+        return _pipes(self.ends)
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """One `pools` entry: a multiprocessing.Pool, hosted by a process of its own."""
+
+    name: str
+    processes: int | PerCpu | None  # None: one per CPU, as Pool() has it
+    initializer: str | None
+    initargs: tuple[Any, ...]
+    maxtasksperchild: int | None
+    where: JsonPath
+
+    def size(self, cpus: int | None = None) -> int:
+        """How many workers the pool has on a machine with `cpus` CPUs (default: this one)."""
+        cpus = cpus or os.cpu_count() or 1
+        if isinstance(self.processes, PerCpu):
+            return self.processes.count * cpus
+        return self.processes or cpus
+
+
+MAP_KINDS = ("map", "starmap", "imap_unordered", "apply")
+
+
+@dataclass(frozen=True)
+class Map:
+    """Calls of `function` in a pool's workers: over `items` (map, starmap, imap_unordered), or
+    one with `args` and `kwargs` (apply); the results logged, and kept or put on a queue."""
+
+    kind: str  # one of MAP_KINDS
+    pool: Name
+    function: str
+    items: Any  # parsed: a tuple, a range, a Reference, a Built; None for apply
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+    chunksize: int | None
+    timeout: float | None
+    keep: Name | None
+    put: Name | None
+    log: str  # all, chunks, each or none
+    may_fail: bool
+    where: JsonPath
+
+    def subjects(self) -> tuple[Subject, ...]:
+        """What it names, to be checked (see rules.step_subjects)."""
+        pool = Subject(self.pool, frozenset({"pool"}), "a pool", "unknown-pool")
+        return (pool, *(_queue(self.put) if self.put is not None else ()))
+
+
+@dataclass(frozen=True)
+class Call:
+    """A call of `function` in a short-lived process of its own, its return value logged and
+    kept as `keep`."""
+
+    kind: ClassVar[str] = "call"
+    function: str
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+    keep: Name | None
+    name: str  # its process's: `name`, or the callable's own
+    timeout: float | None
+    where: JsonPath
+
+    def subjects(self) -> tuple[Subject, ...]:
+        """What it names, to be checked (see rules.step_subjects)."""
+        return ()
+
+
+Step = (
+    Start
+    | Join
+    | Terminate
+    | Put
+    | Get
+    | JoinQueue
+    | Wait
+    | SetEvent
+    | ClearEvent
+    | Sleep
+    | Show
+    | Recv
+    | Close
+    | Map
+    | Call
+)
+SHOW_TIMEOUT = 5.0  # the schema's default for a show step's `timeout`
 
 
 @dataclass(frozen=True)
@@ -413,6 +660,16 @@ class Workflow:
     objects: Mapping[str, SharedObject]
     processes: Mapping[str, ProcessSpec]
     steps: tuple[Step, ...]
+    pools: Mapping[str, PoolSpec] = dataclasses.field(default_factory=dict)
+
+    def kept(self) -> dict[str, tuple[int, Name]]:
+        """The results steps keep (`keep: NAME`), by name: the index of the first step that
+        keeps each, and where."""
+        found: dict[str, tuple[int, Name]] = {}
+        for index, step in enumerate(self.steps):
+            if isinstance(step, (Map, Call)) and step.keep is not None:
+                found.setdefault(step.keep.text, (index, step.keep))
+        return found
 
     @property
     def folder(self) -> Path:
@@ -423,12 +680,32 @@ class Workflow:
         return [self.folder / entry.text for entry in self.pythonpath]
 
     def receivers(self, name: str) -> list[ProcessSpec]:
-        """The processes that get the shared object `name` in their args or kwargs."""
+        """The processes that get the shared object `name` in their args, kwargs or `each`,
+        itself or inside an object of `objects` they get (an object of the user's holding a
+        lock)."""
+        holders = {name} | {
+            shared.name
+            for shared in self.objects.values()
+            if shared.kind == "object"
+            and any(ref.name == name for ref in references((shared.options["args"], shared.options["kwargs"])))
+        }
         return [
             spec
             for spec in self.processes.values()
-            if any(reference.name == name for reference in (*references(spec.args), *references(spec.kwargs)))
+            if any(reference.name in holders for reference in references((spec.args, spec.kwargs, spec.each or ())))
         ]
+
+    def shown(self, name: str) -> bool:
+        """Whether a step of the parent's reads the object `name` (shows it, or reads a pipe of
+        that name), or an object of `objects` that the parent puts on a queue holds it."""
+        for step in self.steps:
+            if isinstance(step, Show) and any(shown.text == name for shown in step.objects):
+                return True
+            if isinstance(step, (Recv, Close)) and any(end.pipe == name for end in step.ends):
+                return True
+            if isinstance(step, Put) and any(ref.name == name for ref in references((step.items, step.each or ()))):
+                return True
+        return False
 
     def steps_on(self, name: str, *kinds: type[Step]) -> list[tuple[int, Step]]:
         """The steps (with their index) of these kinds that act on the queue or event `name`."""
@@ -457,8 +734,42 @@ def _names(value: Any, where: JsonPath) -> tuple[Name, ...]:
     return (Name(value, where),)
 
 
+def _pool_items(value: Any, where: JsonPath) -> Any:
+    if isinstance(value, dict) and "range" in value and "$call" not in value:
+        bounds = value["range"]
+        return range(*(bounds if isinstance(bounds, list) else [bounds]))
+    return parse_arguments(value, where)
+
+
+def _pool(name: str, entry: Mapping[str, Any] | None, where: JsonPath) -> PoolSpec:
+    entry = entry or {}
+    processes = entry.get("processes")
+    return PoolSpec(
+        name=name,
+        processes=PerCpu(int(processes["per_cpu"])) if isinstance(processes, dict) else processes,
+        initializer=entry.get("initializer"),
+        initargs=parse_arguments(entry.get("initargs", []), (*where, "initargs")),
+        maxtasksperchild=entry.get("maxtasksperchild"),
+        where=where,
+    )
+
+
+def _ends(value: Any, where: JsonPath) -> tuple[PipeEnd, ...]:
+    return tuple(PipeEnd(name.text, name.where) for name in _names(value, where))
+
+
 def _tuple(values: Any) -> tuple[Any, ...]:
     return tuple(values) if isinstance(values, list) else (values,)
+
+
+def each_items(value: Any, where: JsonPath) -> tuple[Any, ...] | None:
+    """`each:` as its items: a list as written, or `{range: ...}` as Python's range gives it."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        bounds = value["range"]
+        return tuple(range(*(bounds if isinstance(bounds, list) else [bounds])))
+    return tuple(parse_arguments(value, where))
 
 
 def _process(key: str, entry: Mapping[str, Any], where: JsonPath) -> ProcessSpec:
@@ -481,6 +792,7 @@ def _process(key: str, entry: Mapping[str, Any], where: JsonPath) -> ProcessSpec
             signals=_names(expect["signal"], (*where, "expect", "signal")) if "signal" in expect else (),
         ),
         where=where,
+        each=each_items(entry.get("each"), (*where, "each")),
     )
 
 
@@ -515,6 +827,7 @@ def _step(kind: str, value: Any, where: JsonPath) -> Step:
             parse_arguments(options.get("args", []), (*where, "args")),
             parse_arguments(options.get("kwargs", {}), (*where, "kwargs")),
             where,
+            each_items(options.get("each"), (*where, "each")),
         )
     if kind == "get":
         return Get(named("queue"), int(options.get("count", 1)), options.get("timeout"), where)
@@ -528,6 +841,42 @@ def _step(kind: str, value: Any, where: JsonPath) -> Step:
         return ClearEvent(Name(value, where), where)
     if kind == "sleep":
         return Sleep(float(value), where)
+    if kind == "show":
+        shown = _names(options["object"], (*where, "object")) if options else _names(value, where)
+        return Show(shown, float(options.get("timeout", SHOW_TIMEOUT)), where)
+    if kind == "recv":
+        ends = _ends(options["pipe"], (*where, "pipe")) if options else _ends(value, where)
+        count = None if options.get("until") == "eof" else int(options.get("count", 1))
+        return Recv(ends, count, options.get("timeout"), where)
+    if kind == "close":
+        return Close(_ends(value, where), where)
+    if kind == "call":
+        function = options["function"]
+        return Call(
+            function=function,
+            args=parse_arguments(options.get("args", []), (*where, "args")),
+            kwargs=parse_arguments(options.get("kwargs", {}), (*where, "kwargs")),
+            keep=Name(options["keep"], (*where, "keep")) if "keep" in options else None,
+            name=options.get("name") or function.rpartition(":")[2].rpartition(".")[2],
+            timeout=options.get("timeout"),
+            where=where,
+        )
+    if kind in MAP_KINDS:
+        return Map(
+            kind=kind,
+            pool=Name(options["pool"], (*where, "pool")),
+            function=options["function"],
+            items=None if kind == "apply" else _pool_items(options["items"], (*where, "items")),
+            args=parse_arguments(options.get("args", []), (*where, "args")),
+            kwargs=parse_arguments(options.get("kwargs", {}), (*where, "kwargs")),
+            chunksize=options.get("chunksize"),
+            timeout=options.get("timeout"),
+            keep=Name(options["keep"], (*where, "keep")) if "keep" in options else None,
+            put=Name(options["put"], (*where, "put")) if "put" in options else None,
+            log=options.get("log", "all"),
+            may_fail=bool(options.get("may_fail", False)),
+            where=where,
+        )
     raise ValueError(f"unknown step kind {kind!r}")  # the schema admits no other
 
 
@@ -537,9 +886,16 @@ def from_data(data: Mapping[str, Any], path: str) -> Workflow:
     for section in SECTIONS:
         for name, options in (data.get(section) or {}).items():
             options = options or {}
+            if section == "objects":
+                where = (section, name)
+                options = {
+                    "call": options["call"],
+                    "args": parse_arguments(options.get("args", []), (*where, "args")),
+                    "kwargs": parse_arguments(options.get("kwargs", {}), (*where, "kwargs")),
+                }
             # A name in two sections is a rule's problem to report; the first one stands.
             objects.setdefault(name, SharedObject(name, _object_kind(section, options), options, (section, name)))
-    processes = {key: _process(key, entry, ("processes", key)) for key, entry in data["processes"].items()}
+    processes = {key: _process(key, entry, ("processes", key)) for key, entry in (data.get("processes") or {}).items()}
     steps = tuple(
         _step(kind, value, ("steps", index, kind))
         for index, step in enumerate(data.get("steps", []))
@@ -555,4 +911,5 @@ def from_data(data: Mapping[str, Any], path: str) -> Workflow:
         objects=objects,
         processes=processes,
         steps=steps,
+        pools={name: _pool(name, entry, ("pools", name)) for name, entry in (data.get("pools") or {}).items()},
     )

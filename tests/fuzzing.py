@@ -78,7 +78,7 @@ def from_schema(schema: dict[str, Any], root: dict[str, Any] | None = None, dept
     for choice in ("oneOf", "anyOf"):
         if choice in schema:
             rest = {key: value for key, value in schema.items() if key != choice}
-            return st.one_of([from_schema({**rest, **branch}, root, depth + 1) for branch in schema[choice]])
+            return st.one_of([from_schema(_merged(rest, branch), root, depth + 1) for branch in schema[choice]])
     kinds = schema.get("type")
     if isinstance(kinds, list):
         return st.one_of([from_schema({**schema, "type": kind}, root, depth) for kind in kinds])
@@ -99,6 +99,14 @@ def from_schema(schema: dict[str, Any], root: dict[str, Any] | None = None, dept
     if kinds == "null":
         return st.none()
     return SCALARS
+
+
+def _merged(schema: dict[str, Any], branch: dict[str, Any]) -> dict[str, Any]:
+    """A schema with one branch of its `oneOf`/`anyOf` in it: both their required keys."""
+    merged = {**schema, **branch}
+    if "required" in schema and "required" in branch:
+        merged["required"] = [*schema["required"], *branch["required"]]
+    return merged
 
 
 def _string(schema: dict[str, Any]) -> st.SearchStrategy[str]:

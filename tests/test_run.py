@@ -145,6 +145,27 @@ def _locks(log: Log) -> None:
     assert log.lines("total") == ["the counter is 20000, as expected"]
 
 
+def _pool(log: Log) -> None:
+    assert [r["value"] for r in log.events("object.show")] == [str([i * 2 for i in range(10)])]
+    workers = [name for name in log.exits() if "PoolWorker-" in name]
+    assert len(workers) == 2 * multiprocessing.cpu_count()
+    assert all(log.lines(name) == [f"Starting {name}"] for name in workers)
+
+
+def _wordcount(log: Log) -> None:
+    lines = log.lines("report")
+    assert lines[:3] == ["", "TOP 20 WORDS BY FREQUENCY", ""] and len(lines) == 23
+    assert lines[3].split() == ["pool", ":", "8"]
+    assert [r["outcome"] for r in log.events("step.end")] == ["ok"] * 4
+
+
+def _shared(log: Log) -> None:
+    assert [r["item"] for r in log.events("pipe.recv")] == ["[42, None, 'hello']"]
+    shown = [r["value"] for r in log.events("object.show")]
+    managed = ["{1: '1', '2': 2, 0.25: None}", str(list(range(9, -1, -1)))]
+    assert shown == ["3.1415927", str([-i for i in range(10)]), *managed]
+
+
 SCENARIOS: dict[str, Callable[[Log], None]] = {
     "workers": _workers,
     "names": _names,
@@ -157,6 +178,9 @@ SCENARIOS: dict[str, Callable[[Log], None]] = {
     "consumers": _consumers,
     "events": _events,
     "locks": _locks,
+    "pool": _pool,
+    "wordcount": _wordcount,
+    "shared": _shared,
 }
 
 

@@ -36,6 +36,23 @@ NO_DEFAULT = {
     "set",
     "clear",
     "sleep",
+    "show",
+    "recv",
+    "close",
+    "each",
+    "call",
+    "object",
+    "pipe",
+    "until",
+    "range",
+    "map",
+    "starmap",
+    "imap_unordered",
+    "apply",
+    "function",
+    "keep",
+    "initializer",
+    "pool",
 }
 
 

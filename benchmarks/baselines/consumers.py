@@ -6,7 +6,7 @@ import multiprocessing
 import sys
 import time
 
-from seed.consumers import Consumer, tasks
+from seed.consumers import Consumer, Task
 
 if __name__ == "__main__":
     multiprocessing.set_start_method(sys.argv[1])
@@ -16,7 +16,7 @@ if __name__ == "__main__":
     consumers = [Consumer(task_queue, result_queue) for _ in range(multiprocessing.cpu_count() * 2)]
     for consumer in consumers:
         consumer.start()
-    for task in tasks(int(sys.argv[2])):
+    for task in [Task(i, i) for i in range(int(sys.argv[2]))]:
         task_queue.put(task)
     for _ in consumers:
         task_queue.put(None)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from runner.backends.multiprocessing.pools import Outcome
     from runner.loop import Loop, Signals
     from runner.outcome import Ended
     from runner.plan import Plan
@@ -78,6 +79,59 @@ class Backend(Protocol):
 
     def set_event(self, event: str, value: bool) -> None:
         """Set or clear the event."""
+
+    def value(self, data: Any) -> Any:
+        """User data from the plan as user code gets it: references bound, objects built, lists
+        as lists."""
+
+    def show(self, name: str, timeout: float) -> tuple[bool, Any]:
+        """What a script's parent would print of the object `name`, read without waiting on a
+        process for longer than `timeout`: (True, state), or (False, None) when it could not."""
+
+    def recv(
+        self,
+        ends: Sequence[tuple[str, int]],
+        count: int | None,
+        timeout: float | None,
+        took: Callable[[str, Any], None],
+    ) -> tuple[int, list[str]]:
+        """Receive `count` messages on these pipe ends, each within `timeout` of the last, or
+        (count None) every message until each end is at end of file, within `timeout` in all;
+        `took` is called with the end (`name.0`) and each message as it comes. How many came,
+        and the ends not at end of file."""
+
+    def map(
+        self,
+        pool: str,
+        kind: str,
+        function: str,
+        items: Any,
+        chunksize: int | None,
+        args: Any,
+        kwargs: Any,
+        timeout: float | None,
+        progress: Callable[[int, int, str], None],
+        *,
+        log: str = "all",
+        want: str = "none",
+    ) -> Outcome:
+        """Run a step of `kind` (map, starmap, imap_unordered, apply) in the pool, starting it
+        first if it is not running yet; `items`, `args` and `kwargs` as the plan has them. Its
+        outcome: done (the results described as `log` says; their values if `want` is
+        `values`, where they are kept if it is `keep`), failed with the error a task raised,
+        timeout, or ended (the pool is gone). `progress` is told what is done of how many
+        chunks or items, while it runs."""
+
+    def keep(self, name: str, value: Any) -> None:
+        """Hold `value` as `name`, for later steps to pass as `$name`."""
+
+    def call(self, key: str, timeout: float | None, grace: float) -> tuple[str, Any]:
+        """Run the call step whose process is `key` (see plan.call_key): its outcome (ok,
+        failed: it raised or ended otherwise, timeout: stopped with this grace) and what it
+        returned."""
+
+    def close_end(self, pipe: str, end: int) -> None:
+        """Close mprun's copy of one end of a pipe."""
 
     def dump_receivers(self, name: str, reason: str) -> None:
         """Log the stacks of the running processes given this object."""

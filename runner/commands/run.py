@@ -10,7 +10,7 @@ from runner import execution
 from runner.errors import OK, USAGE, InvalidWorkflow
 from runner.log import visible
 from runner.outcome import RunResult
-from runner.plan import Plan, make_plan
+from runner.plan import CALLER, HOST, Plan, make_plan
 from runner.reporter import REPORTERS
 
 
@@ -47,16 +47,33 @@ def _describe(plan: Plan, start_method: str | None) -> str:
     lines += [
         f"  {shared.name}: {shared.kind} {dict(shared.options) or ''}".rstrip() for shared in workflow.objects.values()
     ]
+    if workflow.pools:
+        lines.append("pools:")
+    for pool in workflow.pools.values():
+        settings = [f"{pool.size()} workers"]
+        if pool.initializer:
+            settings.append(f"initializer {pool.initializer}({', '.join(_plain(arg) for arg in pool.initargs)})")
+        if pool.maxtasksperchild:
+            settings.append(f"{pool.maxtasksperchild} tasks a worker")
+        lines.append(f"  {pool.name}: Pool, {', '.join(settings)}; in a process of its own, started by its first step")
     lines.append("processes:")
     for process in plan.processes:
         name = process.name if process.name is not None else f"{process.label} (multiprocessing names it)"
+        if process.target == HOST:
+            lines.append(f"  {name}: the process of pool {process.key}")
+            continue
+        if process.target == CALLER:
+            lines.append(f"  {name}: the call of step {int(process.key.rpartition('/')[2]) + 1}, {process.args[0]}")
+            continue
         role = "class" if process.is_class else "target"
         daemon = ", daemon" if process.daemon else ""
         lines.append(f"  {name}: {role} {process.target}{daemon}")
     lines.append("steps (the default: start all, then wait for the non-daemons):" if plan.default_steps else "steps:")
     for index, step in enumerate(plan.steps, start=1):
-        fields = {key: value for key, value in vars(step).items() if key != "where"}
-        shown = ", ".join(f"{key}={_plain(value)}" for key, value in fields.items())
+        # What the file said: options left at their defaults (empty, none, off) are not shown.
+        fields = {key: value for key, value in vars(step).items() if key not in ("where", "kind")}
+        said = {key: value for key, value in fields.items() if value not in (None, (), {}, False)}
+        shown = ", ".join(f"{key}={_plain(value)}" for key, value in said.items())
         lines.append(f"  {index}. {step.kind}: {shown}")
     lines.append("then: stop the daemons still running, join the others")
     return "\n".join(lines) + "\n"

@@ -39,8 +39,3 @@ class Task:
 
     def __str__(self) -> str:
         return f"{self.a} * {self.b}"
-
-
-def tasks(count: int) -> list[Task]:
-    """The jobs the parent enqueues."""
-    return [Task(i, i) for i in range(count)]

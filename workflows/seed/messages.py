@@ -15,11 +15,6 @@ class MyFancyClass:
         print(f"Doing something fancy in {proc_name} for {self.name}!")
 
 
-def fancy(name: str) -> list[MyFancyClass]:
-    """The items the parent puts on the queue."""
-    return [MyFancyClass(name)]
-
-
 def worker(q: Queue[MyFancyClass]) -> None:
     obj = q.get()
     obj.do_something()

@@ -21,8 +21,8 @@ from functools import partial
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from runner import child, records
-from runner.backends.multiprocessing import feeder_trap, objects, processes, trees
+from runner import child, host, records
+from runner.backends.multiprocessing import feeder_trap, objects, pools, processes, trees
 from runner.backends.multiprocessing.cgroups import Cgroups, start_guard, stop_guard
 from runner.backends.multiprocessing.processes import Handle
 from runner.backends.multiprocessing.reader import Reader
@@ -30,9 +30,9 @@ from runner.child import BLOCKED_AT_START, FLUSH_SIGNAL, STACK_SIGNAL, Trampolin
 from runner.errors import BuildFailed
 from runner.loop import SLICE, STOPPING, Loop, Signals
 from runner.outcome import Ended, signal_name
-from runner.plan import Plan
+from runner.plan import CALLER, CHANNELS, Plan, PlannedProcess, channel
 from runner.records import Record
-from runner.workflow import references
+from runner.workflow import Reference, references
 
 if TYPE_CHECKING:
     from runner.backends import Backend
@@ -121,6 +121,9 @@ class MultiprocessingBackend:
         self._owners: dict[int, Handle] = {}  # id of a process's Report -> its handle
         self._exiting: list[Handle] = []  # exit descriptor fired, exit code not known yet
         self._nap = EXIT_NAP
+        self._jobs: dict[str, pools.Jobs] = {}  # each started pool's jobs pipe
+        self._told: dict[str, Callable[[], bool]] = {}  # reads what each pool's host told of its workers
+        self._callers: dict[str, Trampoline] = {}  # the call steps' processes, made at the step
         if self.signals.woken_by is not None:
             self.reader.wake_on(self.signals.woken_by)
         self.subreaper = False
@@ -169,6 +172,9 @@ class MultiprocessingBackend:
         for planned, cgroup in zip(self.plan.processes, cgroups, strict=True):
             trampoline = Trampoline(None if planned.is_class else planned.target, mp_log, as_mprun, folders)
             trampoline.cgroup = cgroup
+            if planned.target == CALLER:  # made when its step comes: it may be given what steps kept
+                self._callers[planned.key] = trampoline
+                continue
             handle = processes.make(planned, trampoline, self.objects)
             self.handles.setdefault(planned.key, []).append(handle)
 
@@ -201,6 +207,8 @@ class MultiprocessingBackend:
                 self.objects.make(shared.name, shared.kind, shared.options)
             except Exception as error:
                 raise BuildFailed(f"making {shared.name} raised {type(error).__name__}: {error}") from error
+        for name in self.plan.workflow.pools:
+            pools.make_channels(self.ctx, self.objects.made, name)
 
     def _named(self, keys: Iterable[str]) -> list[Handle]:
         return [handle for key in keys for handle in self.handles[key]]
@@ -221,10 +229,196 @@ class MultiprocessingBackend:
         """
         handles = self._named(keys)
         first = 0
-        with self._folders_last():
-            while first < len(handles):
-                first += self._start_batch(handles[first : first + START_BATCH])
-                self.loop.check()  # stops further starts
+        try:
+            with self._folders_last():
+                while first < len(handles):
+                    first += self._start_batch(handles[first : first + START_BATCH])
+                    self.loop.check()  # stops further starts
+        finally:
+            for key in keys:
+                if key in self.plan.workflow.pools and self.handles[key][0].started is not None:
+                    self._hosting(key)
+
+    # -- pools ----------------------------------------------------------------------------
+
+    def _hosting(self, pool: str) -> None:
+        """A pool's host has started: mprun keeps its own ends of the channels (the host has
+        the others), and reads what the host tells of its workers as it reads the rest."""
+        if pool in self._jobs:
+            return
+        jobs, births = (self.objects[channel(pool, which)] for which in ("jobs", "births"))
+        jobs[1].close()
+        births[1].close()
+        self._jobs[pool] = pools.Jobs(jobs[0])
+        self._told[pool] = partial(self._births, pool, births[0])
+        self.reader.add_channel(births[0], self._told[pool])
+        self.reader.add_channel(jobs[0], self._jobs[pool].take)
+
+    def _births(self, pool: str, births: Any) -> bool:
+        """Take in the workers the host started and the exits it reaped; False at end of file."""
+        born, exits, ended = pools.read_births(births)
+        workers = self.handles.setdefault(f"{pool}/workers", [])  # no process key has a slash
+        for birth in born:
+            planned = PlannedProcess(pool, len(workers), birth.name, host.WORKER, False, (), {}, True, None)
+            adopted = pools.Adopted(birth.pid, birth.name)
+            handle = Handle(planned, adopted, Trampoline(host.WORKER), started=self.clock())
+            handle.exit_descriptor = adopted.descriptor
+            workers.append(handle)
+            self.loop.emit(records.Started(birth.name, birth.pid, pool, planned.replica, True))
+            handle.report = self.reader.add(birth.name, birth.pid, birth.pipes, adopted.descriptor)
+            self._owners[id(handle.report)] = handle
+        for pid, code in exits:
+            for handle in workers:
+                if handle.process.pid == pid and handle.ended is None:
+                    handle.process.told_exit(code)
+                    if handle not in self._exiting:
+                        self._exiting.append(handle)
+        return not ended
+
+    def map(
+        self,
+        pool: str,
+        kind: str,
+        function: str,
+        items: Any,
+        chunksize: int | None,
+        args: Any,
+        kwargs: Any,
+        timeout: float | None,
+        progress: Callable[[int, int, str], None],
+        *,
+        log: str = "all",
+        want: str = "none",
+    ) -> pools.Outcome:
+        hosting = self.handles[pool][0]
+        if hosting.started is None:
+            self.start([pool])
+        # Results this pool kept go back to it as they are; everything else is bound here.
+        kept = self.objects.made.get(str(items.name)) if isinstance(items, Reference) else None
+        if isinstance(kept, pools.Remote) and kept.pool == pool and not kept.single:
+            sent: Any = host.Kept(kept.number)
+        elif items is not None:
+            sent = self.value(items)
+            if not isinstance(sent, (list, range)):  # the iterable a callable returned: sent as a list
+                sent = list(sent)
+        else:
+            sent = None
+        bound_args, bound_kwargs = self.value(args), self.value(kwargs)
+        workers = self.handles.setdefault(f"{pool}/workers", [])
+        outcome = self._asked(
+            pool,
+            lambda number: host.Job(number, kind, function, sent, chunksize, bound_args, bound_kwargs, log, want),
+            timeout,
+            progress,
+            lost=lambda: next((worker for worker in workers if _died(worker)), None),
+        )
+        if outcome.how in ("timeout", "lost"):  # its tasks may never end: terminated at the end
+            hosting.overdue = True
+        if outcome.how == "done" and want == "keep":
+            outcome.remote = pools.Remote(pool, self._jobs[pool].number, single=kind == "apply")
+        return outcome
+
+    def _asked(
+        self,
+        pool: str,
+        job: Callable[[int], host.Job | host.Fetch],
+        timeout: float | None,
+        progress: Callable[[int, int, str], None],
+        lost: Callable[[], Handle | None] = lambda: None,
+    ) -> pools.Outcome:
+        """Send a job to the pool's host and wait for its answer, reading the run meanwhile.
+        `lost` names a worker that died meanwhile: a Pool never gives back the task a worker
+        died in, so the step would wait for ever."""
+        hosting, jobs = self.handles[pool][0], self._jobs[pool]
+        number = jobs.send(job)
+        found: list[pools.Outcome] = []
+        dead = {id(handle) for handle in self.handles.get(f"{pool}/workers", []) if _died(handle)}
+
+        def answered() -> bool:  # asked after each read of the loop's: the answer is read as it comes
+            outcome = jobs.answer(number, progress)
+            if outcome is None and hosting.ended is not None:
+                jobs.take()
+                outcome = jobs.answer(number, progress) or pools.Outcome("ended")
+            died = lost() if outcome is None else None
+            if died is not None and id(died) not in dead:
+                code = died.process.exitcode
+                how = f"signal {signal_name(code)}" if code < 0 else f"exit code {code}"
+                outcome = pools.Outcome("lost", error=(died.name, how, ""))
+            if outcome is not None:
+                found.append(outcome)
+            return outcome is not None
+
+        if not self.loop.wait(answered, timeout):
+            return pools.Outcome("timeout")
+        return found[0]
+
+    def _fetched(self, data: Any) -> None:
+        """Bring here the results pools keep that `data` refers to (see pools.Remote)."""
+        for reference in references(data):
+            remote = self.objects.made.get(str(reference.name))
+            if not isinstance(remote, pools.Remote):
+                continue
+            outcome = self._asked(remote.pool, partial(host.Fetch, kept=remote.number), None, lambda *_: None)
+            if outcome.how != "done" or outcome.values is None:
+                raise BuildFailed(
+                    f"the results kept as {reference.name} are gone with the process of pool {remote.pool}"
+                )
+            self.objects.made[str(reference.name)] = outcome.values[0] if remote.single else outcome.values
+
+    def keep(self, name: str, value: Any) -> None:
+        self.objects.made[name] = value
+
+    def call(self, key: str, timeout: float | None, grace: float) -> tuple[str, Any]:
+        [planned] = [planned for planned in self.plan.processes if planned.key == key]
+        self._fetched((planned.args, planned.kwargs))
+        self.objects.made[key] = self.ctx.Pipe(duplex=False)  # what it returns comes back here
+        try:
+            handle = processes.make(planned, self._callers[key], self.objects)
+            self.handles[key] = [handle]
+            self.start([key])
+        finally:
+            self.objects.made[key][1].close()
+        back: Connection = self.objects.made[key][0]
+        returned: list[Any] = []
+
+        def answered() -> bool:
+            if back.poll(0):
+                try:
+                    returned.append(back.recv())
+                except EOFError:  # it ended without an answer: it raised
+                    return True
+                return True
+            return handle.ended is not None
+
+        try:
+            if not self.loop.wait(answered, timeout):
+                self.stop([handle], grace, as_planned=False)
+                return "timeout", None
+            self.wait_for([handle], None)
+        finally:
+            back.close()
+        if returned and handle.process.exitcode == 0:
+            return "ok", returned[0]
+        return "failed", None
+
+    def _close_pools(self, grace: float) -> None:
+        """As `pool.close(); pool.join()`: each host is told the steps are over, closes its
+        pool, waits for the workers to finish what they have, and ends; then what it told of
+        its workers' exits is read. A pool whose step timed out is stopped instead, as
+        `pool.terminate()`, the host first so that it starts no worker in place of one."""
+        for jobs in self._jobs.values():
+            if not jobs.closed:
+                self.reader.remove_channel(jobs.connection)
+            jobs.close()
+        hosts = [self.handles[pool][0] for pool in self._jobs]
+        self.wait_for([host for host in hosts if not host.overdue], None)
+        for hosting in hosts:
+            if hosting.overdue and hosting.process.is_alive():
+                workers = self.handles.get(f"{hosting.planned.key}/workers", [])
+                self.loop.emit(records.Stopping((hosting.name,), overdue=True))
+                self.stop([hosting, *workers], grace, as_planned=False)
+        for told in self._told.values():
+            told()
 
     @contextmanager
     def _folders_last(self) -> Iterator[None]:
@@ -382,7 +576,7 @@ class MultiprocessingBackend:
         """The queues with a feeder thread this process was given."""
         named = {ref.name for ref in (*references(handle.planned.args), *references(handle.planned.kwargs))}
         shared = self.plan.workflow.objects
-        return sorted(name for name in named if name is not None and shared[name].kind in feeder_trap.FED_KINDS)
+        return sorted(str(name) for name in named if name in shared and shared[str(name)].kind in feeder_trap.FED_KINDS)
 
     def _pipe_full(self, name: str) -> bool:
         reader = getattr(self.objects[name], "_reader", None)
@@ -457,8 +651,10 @@ class MultiprocessingBackend:
         the names killed. `as_planned`: the workflow meant them to end this way (else it is a
         failure)."""
         running = [h for h in handles if h.started is not None and h.process.is_alive()]
-        # What each started, found before any of them ends and its orphans lose their parentage.
-        below = {pid: handle for handle in running for pid in self._descendants(handle)}
+        # What each started, found before any of them ends and its orphans lose their parentage
+        # (a pool's workers are processes of the run, stopped as such).
+        known = {h.process.pid for hs in self.handles.values() for h in hs}
+        below = {pid: handle for handle in running for pid in self._descendants(handle) if pid not in known}
         descendants = trees.Stopping(below)
         try:
             for handle in running:
@@ -624,11 +820,71 @@ class MultiprocessingBackend:
         else:
             self.objects[event].clear()
 
+    def value(self, data: Any) -> Any:
+        self._fetched(data)
+        return self.objects.bind(data)
+
+    def show(self, name: str, timeout: float) -> tuple[bool, Any]:
+        self._fetched(Reference(f"${name}", (), name))
+        shared = self.plan.workflow.objects.get(name)
+        kind = shared.kind if shared is not None else "result"  # what a step keeps
+        found: list[Any] = []
+
+        def read() -> bool:
+            ready, state = objects.shown(self.objects[name], kind)
+            if ready:
+                found.append(state)
+            return ready
+
+        if self.loop.wait(read, timeout, every=SLICE):
+            return True, found[0]
+        return False, None
+
+    def recv(
+        self,
+        ends: Sequence[tuple[str, int]],
+        count: int | None,
+        timeout: float | None,
+        took: Callable[[str, Any], None],
+    ) -> tuple[int, list[str]]:
+        open_ends = {f"{pipe}.{end}": self.objects[pipe][end] for pipe, end in ends}
+        got = [0]
+
+        def received(wanted: int | None) -> bool:
+            """One message at a time from each end with one, round the ends in turn, as a
+            reader over connection.wait() takes them; whether `wanted` have come in all (or,
+            for None, every end is at end of file)."""
+            for label, connection in list(open_ends.items()):
+                if wanted is not None and got[0] >= wanted:
+                    break
+                if not connection.poll(0):
+                    continue
+                try:
+                    message = connection.recv()
+                except EOFError:
+                    del open_ends[label]
+                    continue
+                got[0] += 1
+                took(label, message)
+            return not open_ends or (wanted is not None and got[0] >= wanted)
+
+        if count is None:  # until end of file: the whole wait is bounded by `timeout`
+            self.loop.wait(partial(received, None), timeout, every=SLICE)
+        else:  # each message within `timeout` of the last, as a get's items
+            while got[0] < count and open_ends:
+                if not self.loop.wait(partial(received, got[0] + 1), timeout, every=SLICE):
+                    break
+        return got[0], sorted(open_ends)
+
+    def close_end(self, pipe: str, end: int) -> None:
+        self.objects[pipe][end].close()
+
     # -- the end ----------------------------------------------------------------------------
 
     def finish(self, grace: float) -> None:
         """As the interpreter at exit: stop the daemons still running, join the others. Without
         explicit steps the non-daemons are waited for first: that is what the workflow is for."""
+        self._close_pools(grace)
         everyone = [handle for handles in self.handles.values() for handle in handles]
         if self.plan.default_steps:
             self.wait_for([h for h in everyone if not h.process.daemon], None)
@@ -666,6 +922,12 @@ class MultiprocessingBackend:
                 if handle.owns_descriptor and handle.exit_descriptor is not None:
                     os.close(handle.exit_descriptor)
                     handle.owns_descriptor = False
+                if isinstance(handle.process, pools.Adopted):
+                    handle.process.close()
+        for pool in self.plan.workflow.pools:
+            for which in CHANNELS:
+                for end in self.objects.made.get(channel(pool, which), ()):
+                    end.close()  # once more does nothing
         self.objects.close()
         if self.subreaper:  # made one for the run (a program calling runner.run() may go on)
             trees.stop_being_subreaper()
@@ -676,6 +938,11 @@ class MultiprocessingBackend:
             stop_guard(*self.guard)
             self.guard = None
             child.cgroup_guard = -1
+
+
+def _died(handle: Handle) -> bool:
+    """Whether a pool's worker has ended otherwise than as a pool ends it (exit code 0)."""
+    return handle.ended is not None and handle.process.exitcode not in (0, None)
 
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from typing import Any
 
 from runner.backends.multiprocessing.feeder_trap import pipe_fill
 from runner.child import BLOCKED_AT_START, resolve, serve
-from runner.workflow import Reference
+from runner.workflow import Built, Reference
 
 
 class Objects:
@@ -36,11 +36,15 @@ class Objects:
         return self.made[name]
 
     def bind(self, value: Any) -> Any:
-        """Arguments with each reference replaced by its object (or pipe end), and each list
-        the plan holds as a tuple a list again (see workflow.as_written)."""
+        """Arguments with each reference replaced by its object (or pipe end), each object to
+        build made (its own arguments first), and each list the plan holds as a tuple a list
+        again (see workflow.as_written)."""
         if isinstance(value, Reference):
             found = self.made[str(value.name)]
             return found[value.end] if value.end is not None else found
+        if isinstance(value, Built):
+            made = resolve(value.target)
+            return made(*self.bind(value.args), **self.bind(dict(value.kwargs))) if value.call else made
         if isinstance(value, tuple):
             return [self.bind(item) for item in value]
         if isinstance(value, dict):
@@ -102,6 +106,10 @@ def _array(objects: Objects, options: Mapping[str, Any]) -> Any:
     return objects.ctx.Array(typecode, initial, lock=options.get("lock", True))
 
 
+def _object(objects: Objects, options: Mapping[str, Any]) -> Any:
+    return resolve(options["call"])(*objects.bind(options["args"]), **objects.bind(dict(options["kwargs"])))
+
+
 def _namespace(objects: Objects, options: Mapping[str, Any]) -> Any:
     namespace = objects.manager().Namespace()
     for name, value in (options.get("attributes") or {}).items():
@@ -128,6 +136,7 @@ MAKERS: dict[str, Callable[[Objects, Mapping[str, Any]], Any]] = {
     "dict": lambda objects, options: objects.manager().dict(options.get("items") or {}),
     "list": lambda objects, options: objects.manager().list(options.get("items") or []),
     "namespace": _namespace,
+    "object": _object,
 }
 
 
@@ -212,9 +221,46 @@ def is_set(event: Any) -> bool:
     if not event._cond.acquire(False):
         return False
     try:
-        if event._flag.acquire(False):
-            event._flag.release()
-            return True
-        return False
+        return _flag(event)
     finally:
         event._cond.release()
+
+
+def _flag(event: Any) -> bool:
+    """The flag of an Event whose condition's lock mprun holds."""
+    if event._flag.acquire(False):
+        event._flag.release()
+        return True
+    return False
+
+
+def shown(target: Any, kind: str) -> tuple[bool, Any]:
+    """What a script's parent would print of the object `target` of this kind, if it can be
+    read now: (True, state), else (False, None) (a lock that a process holds)."""
+    if kind in ("value", "array"):
+        lock = target.get_lock() if hasattr(target, "get_lock") else None
+        if lock is not None and not lock.acquire(False):
+            return False, None
+        try:
+            return True, target.value if kind == "value" else target[:]
+        finally:
+            if lock is not None:
+                lock.release()
+    if kind == "event":
+        if not target._cond.acquire(False):
+            return False, None
+        try:
+            return True, _flag(target)
+        finally:
+            target._cond.release()
+    if kind in ("queue", "joinable_queue"):
+        return True, target.qsize()
+    if kind == "simple_queue":
+        return True, "empty" if target.empty() else "not empty"
+    if kind in ("semaphore", "bounded_semaphore"):
+        return True, target.get_value()
+    if kind == "barrier":  # read without its lock, as its properties are
+        return True, "broken" if target.broken else f"{target.n_waiting} of {target.parties} waiting"
+    # Managed objects print their referent (a proxy's str() asks the manager); an object of
+    # the workflow's own prints as its class has it print.
+    return True, str(target)

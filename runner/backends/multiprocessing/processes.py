@@ -6,6 +6,7 @@ descriptor that tells when it exits.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import traceback
 from collections.abc import Iterator
@@ -47,8 +48,11 @@ class Handle:
 def make(planned: PlannedProcess, trampoline: Trampoline, objects: Objects) -> Handle:
     """The process object of a planned process, its references bound; raises BuildFailed when
     the user's Process subclass cannot be made."""
-    args = objects.bind(planned.args)
-    kwargs = objects.bind(dict(planned.kwargs))
+    try:
+        args = objects.bind(planned.args)
+        kwargs = objects.bind(dict(planned.kwargs))
+    except Exception as error:  # an object to build ({$call: ...}) raised
+        raise BuildFailed(f"making the arguments of {planned.label} raised {type(error).__name__}: {error}") from error
     ctx = objects.ctx
     if planned.is_class:
         try:
@@ -64,13 +68,12 @@ def make(planned: PlannedProcess, trampoline: Trampoline, objects: Objects) -> H
         process.run = trampoline  # run() runs the class's own run() after the set-up
         _started_by(process, ctx)
     else:
-        process = ctx.Process(
+        # multiprocessing.Process itself, not the context's class: what a script calling
+        # multiprocessing.Process() makes, named "Process-3" and shown as <Process ...>.
+        process = multiprocessing.Process(
             target=trampoline, args=args, kwargs=kwargs, name=planned.name, daemon=bool(planned.daemon)
         )
-        if planned.name is None:
-            # multiprocessing.Process's own default ("Process-3"), not the context class's
-            # ("ForkProcess-3"): what a script calling multiprocessing.Process() sees.
-            process.name = "Process-" + ":".join(str(i) for i in process._identity)
+        _started_by(process, ctx)
     return Handle(planned, process, trampoline)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import pickle
 import selectors
+import socket
 import struct
 import time
 from collections.abc import Callable
@@ -69,6 +70,11 @@ class _Stream:
     last_read: float = 0.0
 
 
+@dataclass(frozen=True)
+class _Channel:
+    readable: Callable[[], bool]
+
+
 class Reader:
     """Reads the pipes of every started child until they close, and watches their exits;
     logs as it goes."""
@@ -113,6 +119,16 @@ class Reader:
         if self._server is not None:
             self._take(self._server)
 
+    def add_channel(self, channel: socket.socket | Connection, readable: Callable[[], bool]) -> None:
+        """Call `readable` whenever `channel` (a socket, a connection) can be read: it reads
+        what is there, and says whether to go on watching (False at end of file)."""
+        self._selector.register(channel, selectors.EVENT_READ, _Channel(readable))
+
+    def remove_channel(self, channel: socket.socket | Connection) -> None:
+        """Stop watching `channel`, before it is closed (its number may then be reused)."""
+        if channel.fileno() in self._selector.get_map():
+            self._selector.unregister(channel)
+
     def wake_on(self, descriptor: int) -> None:
         """Also return from `poll` when `descriptor` is readable (what is read there is the
         caller's: signal.set_wakeup_fd's pipe)."""
@@ -127,6 +143,10 @@ class Reader:
         for key, _ in ready:
             if key.data is None:
                 continue  # a wake-up: its reader drains it
+            if isinstance(key.data, _Channel):
+                if not key.data.readable():
+                    self._selector.unregister(key.fileobj)
+                continue
             if isinstance(key.data, Report):  # an exit descriptor: the process has exited
                 key.data.ended = self.clock()
                 self._selector.unregister(key.fileobj)
