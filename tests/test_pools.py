@@ -211,9 +211,9 @@ steps:
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert records[-1]["event"] == "run.end" and records[-1]["status"] == "interrupted"
     # The workers were stopped as processes of the run, not found as strays.
-    assert not events(records, "process.descendant")
+    assert not [r for r in events(records, "process.descendant") if r["pid"] in hung]
     ended = {record["process"] for record in events(records, "process.exit")}
-    assert {"workers", "ForkPoolWorker-1", "ForkPoolWorker-2"} <= ended
+    assert "workers" in ended and len([name for name in ended if "PoolWorker-" in name]) >= 2
 
 
 def test_progress_is_logged_while_a_long_map_runs(tmp_path: Path) -> None:

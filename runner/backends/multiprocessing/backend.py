@@ -260,7 +260,7 @@ class MultiprocessingBackend:
         workers = self.handles.setdefault(f"{pool}/workers", [])  # no process key has a slash
         for birth in born:
             planned = PlannedProcess(pool, len(workers), birth.name, host.WORKER, False, (), {}, True, None)
-            adopted = pools.Adopted(birth.pid, birth.name)
+            adopted = pools.Adopted(birth.pid, birth.name, partial(_ended, self.handles[pool][0]))
             handle = Handle(planned, adopted, Trampoline(host.WORKER), started=self.clock())
             handle.exit_descriptor = adopted.descriptor
             workers.append(handle)
@@ -938,6 +938,10 @@ class MultiprocessingBackend:
             stop_guard(*self.guard)
             self.guard = None
             child.cgroup_guard = -1
+
+
+def _ended(handle: Handle) -> bool:
+    return handle.ended is not None
 
 
 def _died(handle: Handle) -> bool:

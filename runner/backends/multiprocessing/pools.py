@@ -8,6 +8,7 @@ from __future__ import annotations
 import array
 import os
 import pickle
+import select
 import signal
 import socket
 from collections.abc import Callable
@@ -33,15 +34,22 @@ def make_channels(ctx: Any, made: dict[str, Any], pool: str) -> None:
 class Adopted:
     """A pool's worker as mprun sees it: not its child, so its exit code is what the host says
     it reaped, or (the host gone, the worker an orphan of mprun's, the child subreaper) what
-    mprun reaps itself. Signals go through a pidfd, which a reused pid cannot misdirect."""
+    mprun reaps itself. Signals go through a pidfd, which a reused pid cannot misdirect.
+
+    One case is left where nobody can tell: the host died before it told, and the worker's
+    own parent reaped it (under forkserver, the host's fork server). The worker then died of
+    the signal mprun sent it last, or of the SIGKILL its guard gets when its parent's end of
+    the parent sentinel closes (child.guard): that signal is its exit code."""
 
     daemon = True
     _popen = None
 
-    def __init__(self, pid: int, name: str) -> None:
+    def __init__(self, pid: int, name: str, host_ended: Callable[[], bool]) -> None:
         self.pid = pid
         self.name = name
         self.reported: int | None = None
+        self.host_ended = host_ended
+        self.sent = signal.SIGKILL  # what ended it, when nobody is left to say (see above)
         self.descriptor = -1  # readable once the worker has exited
         self._closer = -1  # without pidfds: the write end of a pipe closed when the host tells
         try:
@@ -61,19 +69,32 @@ class Adopted:
             try:
                 pid, status = os.waitpid(self.pid, os.WNOHANG)  # an orphan now: the host died first
             except ChildProcessError:
-                return None
+                if self.host_ended() and self._gone():
+                    self.told_exit(-self.sent)
+                return self.reported
             if pid:
                 self.told_exit(os.waitstatus_to_exitcode(status))
         return self.reported
+
+    def _gone(self) -> bool:
+        """Whether the worker has exited and been reaped by somebody else."""
+        if self._closer < 0:  # a pidfd: readable once it has exited
+            exited = select.poll()
+            exited.register(self.descriptor, select.POLLIN)
+            if not exited.poll(0):
+                return False
+        return not os.path.exists(f"/proc/{self.pid}")
 
     def is_alive(self) -> bool:
         return self.exitcode is None
 
     def terminate(self) -> None:
         self._signal(signal.SIGTERM)
+        self.sent = signal.SIGTERM
 
     def kill(self) -> None:
         self._signal(signal.SIGKILL)
+        self.sent = signal.SIGKILL
 
     def _signal(self, number: int) -> None:
         try:
