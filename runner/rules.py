@@ -10,13 +10,14 @@ import array
 import math
 import re
 import signal
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 from runner.document import Document
 from runner.problem import JsonPath, Problem, did_you_mean
 from runner.workflow import (
+    EACH_LIMIT,
     KIND_WORDS,
     RESERVED_NAMES,
     SECTIONS,
@@ -209,7 +210,7 @@ def placeholders_in_place(workflow: Workflow, document: Document) -> Iterator[Pr
         yield from _built_form(document, built)
 
 
-def _each_fits(document: Document, found: EachItem, items: tuple[Any, ...] | None, owner: str) -> Iterator[Problem]:
+def _each_fits(document: Document, found: EachItem, items: Sequence[Any] | None, owner: str) -> Iterator[Problem]:
     if items is None:
         yield document.problem(
             found.where,
@@ -541,6 +542,47 @@ def kept_results(workflow: Workflow, document: Document) -> Iterator[Problem]:
                 )
 
 
+def ranges(workflow: Workflow, document: Document) -> Iterator[Problem]:
+    """A `{range: ...}` has a step other than 0; one in `each` makes 1 to EACH_LIMIT items."""
+    places: list[tuple[JsonPath, bool]] = []
+    for spec in workflow.processes.values():
+        places.append(((*spec.where, "each"), True))
+    for step in workflow.steps:
+        if isinstance(step, Put):
+            places.append(((*step.where, "each"), True))
+        elif isinstance(step, Map):
+            places.append(((*step.where, "items"), False))
+    for where, each in places:
+        written = _written(document.data, where)
+        if not (isinstance(written, dict) and "range" in written and "$call" not in written):
+            continue
+        bounds = written["range"]
+        arguments = bounds if isinstance(bounds, list) else [bounds]
+        at = (*where, "range")
+        if len(arguments) == 3 and arguments[2] == 0:
+            yield document.problem(at, "a range's step cannot be 0", "range")
+            continue
+        count = len(range(*arguments))
+        if each and count == 0:
+            yield document.problem(at, f"range{tuple(arguments)} is empty: nothing would run", "range")
+        elif each and count > EACH_LIMIT:
+            yield document.problem(
+                at, f"range{tuple(arguments)} has {count:,} items; `each` takes at most {EACH_LIMIT:,}", "range"
+            )
+
+
+def _written(data: Any, where: JsonPath) -> Any:
+    """The value at `where` in the document's data, or None."""
+    for part in where:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
+
+
 def pipe_ends(workflow: Workflow, document: Document) -> Iterator[Problem]:
     """A pipe end is closed after the processes given it start, and read after that only if
     it is still open; reading to end of file needs the parent's copy of the other end closed
@@ -607,6 +649,7 @@ RULES: tuple[Rule, ...] = (
     finite_durations,
     step_data,
     kept_results,
+    ranges,
     placeholders_in_place,
     pipe_ends,
     unique_names,

@@ -10,7 +10,7 @@ import dataclasses
 import os
 import re
 import string
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -277,7 +277,7 @@ class ProcessSpec:
     replicas: int | PerCpu
     expect: Expectation | None
     where: JsonPath
-    each: tuple[Any, ...] | None = None  # one replica per item, which `$each` stands for
+    each: Sequence[Any] | None = None  # one replica per item (a tuple, or a range), for `$each`
 
     def replica_count(self, cpus: int | None = None) -> int:
         """How many processes this entry runs on a machine with `cpus` CPUs (default: this one)."""
@@ -407,7 +407,7 @@ class Put:
     args: tuple[Any, ...]
     kwargs: Mapping[str, Any]
     where: JsonPath
-    each: tuple[Any, ...] | None = None
+    each: Sequence[Any] | None = None
 
     def subjects(self) -> tuple[Subject, ...]:
         """What it names, to be checked (see rules.step_subjects)."""
@@ -736,8 +736,7 @@ def _names(value: Any, where: JsonPath) -> tuple[Name, ...]:
 
 def _pool_items(value: Any, where: JsonPath) -> Any:
     if isinstance(value, dict) and "range" in value and "$call" not in value:
-        bounds = value["range"]
-        return range(*(bounds if isinstance(bounds, list) else [bounds]))
+        return as_range(value["range"])
     return parse_arguments(value, where)
 
 
@@ -762,13 +761,28 @@ def _tuple(values: Any) -> tuple[Any, ...]:
     return tuple(values) if isinstance(values, list) else (values,)
 
 
-def each_items(value: Any, where: JsonPath) -> tuple[Any, ...] | None:
-    """`each:` as its items: a list as written, or `{range: ...}` as Python's range gives it."""
+EACH_LIMIT = 100_000  # items of `each` or of a range: the schema's bound for a list, a rule's for a range
+
+
+def as_range(bounds: Any) -> range:
+    """`{range: N}` or `{range: [start, stop, step]}` as Python's range, lazily: a range of
+    10**12 items costs nothing until a rule finds it too long. A step of 0 (which range()
+    refuses) is an empty range here; `rules.ranges` says what is wrong."""
+    arguments = bounds if isinstance(bounds, list) else [bounds]
+    try:
+        return range(*arguments)
+    except (ValueError, TypeError):
+        return range(0)
+
+
+def each_items(value: Any, where: JsonPath) -> Sequence[Any] | None:
+    """`each:` as its items: a list as written, or `{range: ...}` as Python's range has it."""
     if value is None:
         return None
     if isinstance(value, dict):
-        bounds = value["range"]
-        return tuple(range(*(bounds if isinstance(bounds, list) else [bounds])))
+        items = as_range(value["range"])
+        # Too many to spell out as replicas (the rule `ranges` says so): none, for the rest.
+        return items if len(items) <= EACH_LIMIT else range(0)
     return tuple(parse_arguments(value, where))
 
 
