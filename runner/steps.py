@@ -137,7 +137,7 @@ def take(step: Step, plan: Plan, backend: Backend, log: Any) -> tuple[str, str]:
                 if not ready:
                     return (
                         "timeout",
-                        f"{shown.text} could not be read within {step.timeout:g} s: a process holds its lock",
+                        f"{shown.text} could not be read within {step.timeout} s: a process holds its lock",
                     )
                 log.info("object.show", object=shown.text, value=_short_repr(state, str))
             return "ok", ""

@@ -525,7 +525,7 @@ class Show:
 
     kind: ClassVar[str] = "show"
     objects: tuple[Name, ...]
-    timeout: float
+    timeout: float | None  # None: as long as it takes
     where: JsonPath
 
     def subjects(self) -> tuple[Subject, ...]:
@@ -857,7 +857,7 @@ def _step(kind: str, value: Any, where: JsonPath) -> Step:
         return Sleep(float(value), where)
     if kind == "show":
         shown = _names(options["object"], (*where, "object")) if options else _names(value, where)
-        return Show(shown, float(options.get("timeout", SHOW_TIMEOUT)), where)
+        return Show(shown, options.get("timeout", SHOW_TIMEOUT), where)
     if kind == "recv":
         ends = _ends(options["pipe"], (*where, "pipe")) if options else _ends(value, where)
         count = None if options.get("until") == "eof" else int(options.get("count", 1))

@@ -124,3 +124,29 @@ def test_dollars_in_put_data_are_escaped_as_everywhere() -> None:
     )
     [put] = workflow.steps
     assert isinstance(put, Put) and put.items == ("$5", "plain", {"cost": "$3"})
+
+
+def test_each_and_built_objects_and_the_parent_side_steps_read_as_written() -> None:
+    flow = load(
+        "version: 1\nvalues: {v: {}}\npipes: {p: {}}\n"
+        "processes:\n  w: {target: m:f, each: [[1, 2], [3, 4]],\n"
+        "      args: [$each.1, $number, {$call: m:Task, args: [$each]}]}\n"
+        "steps:\n  - show: {object: v, timeout: null}\n  - show: v\n  - recv: {pipe: [p.0], until: eof}\n"
+        "  - put: {queue: q, item: {$import: m:f}, each: {range: [1, 7, 2]}}\n"
+    )
+    from runner.plan import make_plan
+    from runner.workflow import Built, Recv, Show
+
+    spec = flow.processes["w"]
+    assert spec.replica_count() == 2 and spec.names() == ["w-0", "w-1"]
+    [first, second] = make_plan(flow).processes
+    assert first.args[:2] == (2, 1) and second.args[:2] == (4, 2)
+    built = second.args[2]
+    assert isinstance(built, Built) and built.call and built.target == "m:Task" and built.args == ((3, 4),)
+    show_forever, show = flow.steps[0], flow.steps[1]
+    assert isinstance(show_forever, Show) and show_forever.timeout is None
+    assert isinstance(show, Show) and show.timeout == 5.0
+    recv = flow.steps[2]
+    assert isinstance(recv, Recv) and recv.count is None and [end.text for end in recv.ends] == ["p.0"]
+    put = flow.steps[3]
+    assert isinstance(put, Put) and list(put.each or ()) == [1, 3, 5]

@@ -84,7 +84,7 @@ class Backend(Protocol):
         """User data from the plan as user code gets it: references bound, objects built, lists
         as lists."""
 
-    def show(self, name: str, timeout: float) -> tuple[bool, Any]:
+    def show(self, name: str, timeout: float | None) -> tuple[bool, Any]:
         """What a script's parent would print of the object `name`, read without waiting on a
         process for longer than `timeout`: (True, state), or (False, None) when it could not."""
 

@@ -824,7 +824,7 @@ class MultiprocessingBackend:
         self._fetched(data)
         return self.objects.bind(data)
 
-    def show(self, name: str, timeout: float) -> tuple[bool, Any]:
+    def show(self, name: str, timeout: float | None) -> tuple[bool, Any]:
         self._fetched(Reference(f"${name}", (), name))
         shared = self.plan.workflow.objects.get(name)
         kind = shared.kind if shared is not None else "result"  # what a step keeps
