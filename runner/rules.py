@@ -39,6 +39,7 @@ from runner.workflow import (
     as_written,
     builds,
     placeholders,
+    range_size,
     references,
     template_problem,
 )
@@ -562,7 +563,7 @@ def ranges(workflow: Workflow, document: Document) -> Iterator[Problem]:
         if len(arguments) == 3 and arguments[2] == 0:
             yield document.problem(at, "a range's step cannot be 0", "range")
             continue
-        count = len(range(*arguments))
+        count = range_size(range(*arguments))
         if each and count == 0:
             yield document.problem(at, f"range{tuple(arguments)} is empty: nothing would run", "range")
         elif each and count > EACH_LIMIT:

@@ -775,6 +775,13 @@ def as_range(bounds: Any) -> range:
         return range(0)
 
 
+def range_size(items: range) -> int:
+    """len(items), also for a range longer than len() can say (sys.maxsize items)."""
+    if items.step > 0:
+        return max(0, (items.stop - items.start + items.step - 1) // items.step)
+    return max(0, (items.start - items.stop - items.step - 1) // -items.step)
+
+
 def each_items(value: Any, where: JsonPath) -> Sequence[Any] | None:
     """`each:` as its items: a list as written, or `{range: ...}` as Python's range has it."""
     if value is None:
@@ -782,7 +789,7 @@ def each_items(value: Any, where: JsonPath) -> Sequence[Any] | None:
     if isinstance(value, dict):
         items = as_range(value["range"])
         # Too many to spell out as replicas (the rule `ranges` says so): none, for the rest.
-        return items if len(items) <= EACH_LIMIT else range(0)
+        return items if range_size(items) <= EACH_LIMIT else range(0)
     return tuple(parse_arguments(value, where))
 
 

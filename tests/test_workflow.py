@@ -150,3 +150,20 @@ def test_each_and_built_objects_and_the_parent_side_steps_read_as_written() -> N
     assert isinstance(recv, Recv) and recv.count is None and [end.text for end in recv.ends] == ["p.0"]
     put = flow.steps[3]
     assert isinstance(put, Put) and list(put.each or ()) == [1, 3, 5]
+
+
+@pytest.mark.parametrize(
+    "bounds", [(0, 10, 3), (10, 0, -3), (5, 1), (1, 5), (0,), (7,), (-4, 4, 2), (3, -3, -1), (0, 0)]
+)
+def test_the_size_of_a_range_is_its_length(bounds: tuple[int, ...]) -> None:
+    from runner.workflow import range_size
+
+    assert range_size(range(*bounds)) == len(range(*bounds))
+
+
+def test_a_range_too_long_for_len_is_refused_without_an_error() -> None:
+    from runner.checker import check_text
+
+    text = "version: 1\nprocesses:\n  p: {target: os:getpid, each: {range: [0, 9223372036854775808]}}\n"
+    [problem] = check_text(text, imports=False).problems
+    assert problem.code == "range" and "9,223,372,036,854,775,808 items" in problem.message
