@@ -272,7 +272,7 @@ class Trampoline:
             # What it printed is in the pipes before mprun hears that it returned, so that its
             # lines come first in the log.
             _flush()
-            self._send(Returned(_bounded_repr(result)))
+            self._send(Returned(bounded_repr(result)))
             return result
         finally:
             self._send(_usage())
@@ -424,7 +424,8 @@ def _text(error: BaseException) -> str:
         return f"<{type(error).__name__}: unprintable>"
 
 
-def _bounded_repr(value: object) -> str:
+def bounded_repr(value: object) -> str:
+    """`repr(value)`, cut at RETURN_REPR_LIMIT characters (and never raising)."""
     try:
         text = repr(value)
     except Exception as error:  # noqa: BLE001 - a user __repr__ may raise

@@ -26,7 +26,7 @@ import time
 import traceback
 from multiprocessing import context, pool, process
 
-from runner.child import BLOCKED_AT_START, Trampoline, resolve
+from runner.child import BLOCKED_AT_START, RETURN_REPR_LIMIT, Trampoline, bounded_repr, resolve
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 STREAMS = ("events", "stdout", "stderr", "stack")  # the order Trampoline.attach takes them in
 PROGRESS_EVERY = 1.0  # s between progress reports of a running step
 WORKER = "multiprocessing.pool:worker"  # what each worker runs, inside mprun's trampoline
-SHOWN = 2000  # characters of the results' repr in a log record, as for a queue's items
 
 
 class _Births:
@@ -231,7 +230,7 @@ def _take(hosted: HostedPool, job: Job, jobs: Connection, kept: dict[int, list[A
     elif job.log == "chunks":
         summary["chunks"] = [_shown(results[first : first + chunksize]) for first in range(0, len(results), chunksize)]
     elif job.log == "each":
-        summary["each"] = [_bounded(result) for result in results]
+        summary["each"] = [bounded_repr(result) for result in results]
     return ("done", job.number, summary, results if job.want == "values" else None)
 
 
@@ -254,7 +253,7 @@ def _results(hosted: HostedPool, job: Job, items: Any, jobs: Connection) -> tupl
     return _waited(result, chunks, job.number, jobs), chunksize
 
 
-def _shown(values: list[Any], limit: int = SHOWN) -> str:
+def _shown(values: list[Any], limit: int = RETURN_REPR_LIMIT) -> str:
     """The repr of a list of results, cut at `limit` characters without making all of it."""
     parts, size = [], 2
     for value in values:
@@ -264,11 +263,6 @@ def _shown(values: list[Any], limit: int = SHOWN) -> str:
         if size > limit:
             return ("[" + ", ".join(parts))[:limit] + f"... ({len(values)} items)"
     return "[" + ", ".join(parts) + "]"
-
-
-def _bounded(value: Any, limit: int = SHOWN) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
 def _waited(result: Any, chunks: int, number: int, jobs: Connection) -> Any:

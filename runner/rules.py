@@ -38,6 +38,7 @@ from runner.workflow import (
     Workflow,
     as_written,
     builds,
+    callable_name,
     placeholders,
     range_size,
     references,
@@ -137,16 +138,12 @@ def process_name_templates(workflow: Workflow, document: Document) -> Iterator[P
     owners.update(dict.fromkeys(workflow.pools, "a pool"))
     for step in workflow.steps:
         if isinstance(step, Call) and step.name in owners:
-            where = (*step.where, "name") if step.name != _callable_name(step.function) else (*step.where, "function")
+            where = (*step.where, "name") if step.name != callable_name(step.function) else (*step.where, "function")
             yield document.problem(
                 where,
                 f"the process of this call would be named '{step.name}', like '{owners[step.name]}': give it a `name`",
                 "duplicate-process-name",
             )
-
-
-def _callable_name(function: str) -> str:
-    return function.rpartition(":")[2].rpartition(".")[2]
 
 
 def argument_references(workflow: Workflow, document: Document) -> Iterator[Problem]:

@@ -734,6 +734,11 @@ def _names(value: Any, where: JsonPath) -> tuple[Name, ...]:
     return (Name(value, where),)
 
 
+def callable_name(function: str) -> str:
+    """The name a call step's process has by default: `partition` for `jobs:Mapper.partition`."""
+    return function.rpartition(":")[2].rpartition(".")[2]
+
+
 def _pool_items(value: Any, where: JsonPath) -> Any:
     if isinstance(value, dict) and "range" in value and "$call" not in value:
         return as_range(value["range"])
@@ -878,7 +883,7 @@ def _step(kind: str, value: Any, where: JsonPath) -> Step:
             args=parse_arguments(options.get("args", []), (*where, "args")),
             kwargs=parse_arguments(options.get("kwargs", {}), (*where, "kwargs")),
             keep=Name(options["keep"], (*where, "keep")) if "keep" in options else None,
-            name=options.get("name") or function.rpartition(":")[2].rpartition(".")[2],
+            name=options.get("name") or callable_name(function),
             timeout=options.get("timeout"),
             where=where,
         )

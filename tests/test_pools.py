@@ -277,3 +277,10 @@ steps:
     killed = [r for r in events(records, "process.exit") if r["signal"] == "SIGKILL"]
     assert killed and not killed[0]["expected"]
     assert records[-1]["event"] == "run.end"
+
+
+def test_mprun_reads_a_workers_pipes_in_the_order_its_host_sends_them() -> None:
+    from runner import host
+    from runner.backends.multiprocessing import pools
+
+    assert pools.STREAMS == host.STREAMS

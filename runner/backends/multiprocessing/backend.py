@@ -21,7 +21,7 @@ from functools import partial
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from runner import child, host, records
+from runner import child, records
 from runner.backends.multiprocessing import feeder_trap, objects, pools, processes, trees
 from runner.backends.multiprocessing.cgroups import Cgroups, start_guard, stop_guard
 from runner.backends.multiprocessing.processes import Handle
@@ -35,6 +35,7 @@ from runner.records import Record
 from runner.workflow import Reference, references
 
 if TYPE_CHECKING:
+    from runner import host  # imported where a pool is used: a run without one does without it
     from runner.backends import Backend
 
 POLL = 0.2  # s between looks for the queue-feeder trap while a join waits
@@ -256,6 +257,8 @@ class MultiprocessingBackend:
 
     def _births(self, pool: str, births: Any) -> bool:
         """Take in the workers the host started and the exits it reaped; False at end of file."""
+        from runner import host
+
         born, exits, ended = pools.read_births(births)
         workers = self.handles.setdefault(f"{pool}/workers", [])  # no process key has a slash
         for birth in born:
@@ -290,6 +293,8 @@ class MultiprocessingBackend:
         log: str = "all",
         want: str = "none",
     ) -> pools.Outcome:
+        from runner import host
+
         hosting = self.handles[pool][0]
         if hosting.started is None:
             self.start([pool])
@@ -358,6 +363,8 @@ class MultiprocessingBackend:
             remote = self.objects.made.get(str(reference.name))
             if not isinstance(remote, pools.Remote):
                 continue
+            from runner import host
+
             outcome = self._asked(remote.pool, partial(host.Fetch, kept=remote.number), None, lambda *_: None)
             if outcome.how != "done" or outcome.values is None:
                 raise BuildFailed(
@@ -411,7 +418,7 @@ class MultiprocessingBackend:
                 self.reader.remove_channel(jobs.connection)
             jobs.close()
         hosts = [self.handles[pool][0] for pool in self._jobs]
-        self.wait_for([host for host in hosts if not host.overdue], None)
+        self.wait_for([hosting for hosting in hosts if not hosting.overdue], None)
         for hosting in hosts:
             if hosting.overdue and hosting.process.is_alive():
                 workers = self.handles.get(f"{hosting.planned.key}/workers", [])

@@ -14,13 +14,15 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runner import host
 from runner.plan import channel
 
+if TYPE_CHECKING:
+    from runner import host
+
 MESSAGE_LIMIT = 4096  # bytes of one births message: a pid, a name and a word
-STREAMS = ("events", "stdout", "stderr", "stack")  # as host.STREAMS sends them
+STREAMS = ("events", "stdout", "stderr", "stack")  # as host.STREAMS sends them (a test keeps them equal)
 
 
 def make_channels(ctx: Any, made: dict[str, Any], pool: str) -> None:
