@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 FAILING = ("failed", "timeout", "stuck")  # outcomes that fail the run
 ITEM_REPR = 2000  # characters of a got item's repr kept for the log
-CONSOLE_REPR = 200  # characters of a call's return value in its step's detail
 
 
 def execute(plan: Plan, backend: Backend, log: Any, clock: Callable[[], float]) -> list[str]:
@@ -176,7 +175,8 @@ def take(step: Step, plan: Plan, backend: Backend, log: Any) -> tuple[str, str]:
                 return "failed", f"{step.name} did not return (see its exit)"
             if step.keep is not None:
                 backend.keep(step.keep.text, value)
-            return "ok", f"returned {_short_repr(value, limit=CONSOLE_REPR)}"
+            # Its process.return record has the value: said once, not again here.
+            return "ok", f"kept as {step.keep.text}" if step.keep is not None else ""
         case _:
             assert_never(step)
 
@@ -230,9 +230,7 @@ def _map(step: Map, backend: Backend, log: Any) -> tuple[str, str]:
         assert outcome.values is not None  # asked for
         values = outcome.values[:1] if step.kind == "apply" else outcome.values
         backend.put(step.put.text, values)
-    if step.kind == "apply":
-        return "ok", f"returned {summary.get('shown', '')[1:-1] or 'a value'}"
-    return "ok", f"{count} result(s)"
+    return "ok", "" if step.kind == "apply" else f"{count} result(s)"  # an apply's value: its map.result
 
 
 def _items(step: Put, plan: Plan, backend: Backend) -> list[Any]:
