@@ -32,14 +32,24 @@ class CheckResult:
 
 
 def check_document(
-    document: Document, *, imports: bool = True, import_timeout: float = IMPORT_TIMEOUT, probes: Probes | None = None
+    document: Document,
+    *,
+    imports: bool = True,
+    import_timeout: float = IMPORT_TIMEOUT,
+    probes: Probes | None = None,
+    backend: str | None = None,
 ) -> CheckResult:
-    """Check a parsed document: the schema, the rules, the Python targets, then the warnings."""
+    """Check a parsed document: the schema, the rules, the Python targets, then the warnings;
+    for `backend` (else the one the workflow names), what it refuses."""
     problems = schema.validate(document)
     if problems:
         return CheckResult(document.path, tuple(problems))
     workflow = from_data(document.data, document.path)
     problems = rules.check(workflow, document)
+    if (backend or workflow.backend) == "dask":
+        from runner.backends.dask import support
+
+        problems += support.refusals(workflow, document)
     folders = list(rules.python_folders(workflow, document))
     problems += folders
     # Imports from a broken pythonpath would only repeat its problem, once per target.
@@ -52,11 +62,16 @@ def check_document(
 
 
 def check_file(
-    path: str | Path, *, imports: bool = True, import_timeout: float = IMPORT_TIMEOUT, probes: Probes | None = None
+    path: str | Path,
+    *,
+    imports: bool = True,
+    import_timeout: float = IMPORT_TIMEOUT,
+    probes: Probes | None = None,
+    backend: str | None = None,
 ) -> CheckResult:
     """Every problem of one workflow file."""
     document, problems = load(path, plain_data=holds_plain_data)
-    return _finish(str(path), document, problems, imports, import_timeout, probes)
+    return _finish(str(path), document, problems, imports, import_timeout, probes, backend)
 
 
 def check_bytes(
@@ -66,18 +81,24 @@ def check_bytes(
     imports: bool = True,
     import_timeout: float = IMPORT_TIMEOUT,
     probes: Probes | None = None,
+    backend: str | None = None,
 ) -> CheckResult:
     """Every problem of a workflow read from elsewhere (standard input), as if it were file `name`."""
     document, problems = parse_bytes(raw, name, plain_data=holds_plain_data)
-    return _finish(name, document, problems, imports, import_timeout, probes)
+    return _finish(name, document, problems, imports, import_timeout, probes, backend)
 
 
 def check_text(
-    text: str, path: str = "<text>", *, imports: bool = True, import_timeout: float = IMPORT_TIMEOUT
+    text: str,
+    path: str = "<text>",
+    *,
+    imports: bool = True,
+    import_timeout: float = IMPORT_TIMEOUT,
+    backend: str | None = None,
 ) -> CheckResult:
     """Every problem of workflow text; `path` names it in the problems (and anchors pythonpath)."""
     document, problems = parse(text, path, plain_data=holds_plain_data)
-    return _finish(path, document, problems, imports, import_timeout, None)
+    return _finish(path, document, problems, imports, import_timeout, None, backend)
 
 
 def _finish(
@@ -87,12 +108,15 @@ def _finish(
     imports: bool,
     import_timeout: float,
     probes: Probes | None,
+    backend: str | None = None,
 ) -> CheckResult:
     # YAML problems inside a readable document (duplicate keys, keys read as numbers) are
     # reported with the schema's findings; a document that could not be read stops here.
     if document is None:
         return CheckResult(path, tuple(problems))
-    result = check_document(document, imports=imports and not problems, import_timeout=import_timeout, probes=probes)
+    result = check_document(
+        document, imports=imports and not problems, import_timeout=import_timeout, probes=probes, backend=backend
+    )
     if not problems:
         return result
     # A key YAML read as a number is also a bad name to the schema: say it once.

@@ -94,20 +94,26 @@ def default_start_method() -> str:
     return multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]
 
 
-def _checked(path: str | Path, *, imports: bool = False) -> tuple[Document, Workflow]:
+def _checked(path: str | Path, *, imports: bool = False, backend: str | None = None) -> tuple[Document, Workflow]:
     """As `mprun check` does; a run imports the targets itself, so by default without probes."""
     document, problems = load(path, plain_data=holds_plain_data)
     checked = CheckResult(str(path), tuple(problems))
     if document is not None and not problems:
-        checked = check_document(document, imports=imports)
+        checked = check_document(document, imports=imports, backend=backend)
     if document is None or not checked.ok or checked.workflow is None:
         raise InvalidWorkflow(checked)
     return document, checked.workflow
 
 
-def check_only(path: str | Path, *, imports: bool = True) -> Workflow:
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def check_only(path: str | Path, *, imports: bool = True, backend: str | None = None) -> Workflow:
     """The workflow at `path`, checked as `mprun check` does; raises `InvalidWorkflow`."""
-    return _checked(path, imports=imports)[1]
+    return _checked(path, imports=imports, backend=backend)[1]
 
 
 def _raise_open_file_limit() -> None:
@@ -143,8 +149,11 @@ def run(
     timeout: float | None = None,
     grace: float = DEFAULT_GRACE,
     start_method: str | None = None,
+    backend: str | None = None,
+    cluster: str | None = None,
 ) -> RunResult:
-    """Check, plan and run the workflow at `path`; its log goes to `log_file`.
+    """Check, plan and run the workflow at `path`; its log goes to `log_file`. `backend`
+    (default: the workflow's, else multiprocessing) runs it; `cluster` is the Dask scheduler.
 
     Raises `InvalidWorkflow` when the workflow has errors. Ctrl-C and SIGTERM (as
     `KeyboardInterrupt`, SIGTERM as `Terminated`) and the time limit stop every child before
@@ -153,17 +162,21 @@ def run(
     from runner import backends
     from runner import log as logs
 
-    document, workflow = _checked(path)
+    document, workflow = _checked(path, backend=backend)
+    chosen = backend or workflow.backend or "multiprocessing"
+    if chosen == "dask" and not _installed("distributed"):
+        raise UsageError("the Dask backend needs Dask's distributed: pip install 'mprun[dask]'")
     plan = make_plan(workflow)
     run_id = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + os.urandom(3).hex()
     target = Path(log_file) if log_file else default_log_file(plan.workflow.name, run_id)
-    method = start_method or plan.workflow.start_method or default_start_method()
+    # On Dask, each worker's fork server starts the processes (see backends/dask/agent.py).
+    method = "forkserver" if chosen == "dask" else start_method or plan.workflow.start_method or default_start_method()
     # Everything of mprun's own imported before the workflow's folders come first on sys.path:
     # a `difflib.py` or `yaml.py` of the user's there is never run in place of ours.
     from runner import child, inspection, probe  # noqa: F401 - for _parents_only and _imports
 
-    backend = backends.load("multiprocessing")
-    backend.preload(plan, method)
+    backend_class = backends.load(chosen)
+    backend_class.preload(plan, method)
     with _pythonpath(plan.workflow.python_folders()):
         imported = _imports(plan, document)
         if imported:
@@ -179,7 +192,8 @@ def run(
                 workflow=plan.workflow.name,
             )
             with _warnings_logged(log), _default_start_method(method):
-                make = partial(backend, method=method)
+                options: dict[str, Any] = {"cluster": cluster} if chosen == "dask" else {}
+                make = partial(backend_class, method=method, **options)
                 return _drive(plan, log, recorder, make, method, target, run_id, timeout, grace)
 
 

@@ -321,7 +321,10 @@ class Recorder:
                 | records.Descendant()
             ):
                 level, event = _PLAIN[type(record)]
-                getattr(log, level)(event, **{name: getattr(record, name) for name in record.__dataclass_fields__})
+                fields = {name: getattr(record, name) for name in record.__dataclass_fields__}
+                if fields.get("worker", "") is None:  # a run on one machine
+                    del fields["worker"]
+                getattr(log, level)(event, **fields)
             case records.Logged():
                 extra = {"traceback": record.traceback} if record.traceback else {}
                 getattr(log, _METHODS.get(record.level, "info"))(

@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--strict", action="store_true", help="treat warnings as errors")
     check.add_argument(
+        "--backend", choices=BACKEND_NAMES, help="also report what this backend refuses (default: the workflow's own)"
+    )
+    check.add_argument(
         "--no-import", dest="imports", action="store_false", help="do not import the targets (no user code runs)"
     )
     check.add_argument(
@@ -81,6 +84,17 @@ def _parser() -> argparse.ArgumentParser:
         "--start-method",
         choices=("fork", "spawn", "forkserver"),
         help="start processes this way, whatever the workflow says",
+    )
+    run.add_argument(
+        "--backend",
+        choices=BACKEND_NAMES,
+        help="run on this machine's multiprocessing (default) or on a Dask cluster, whatever the workflow says",
+    )
+    run.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="the Dask scheduler to run on (tcp://HOST:PORT), or 'local' for a LocalCluster started for the run "
+        "(default: $MPRUN_CLUSTER, else local); implies --backend dask",
     )
     run.add_argument("--dry-run", action="store_true", help="print the plan: processes, objects, steps; start nothing")
     run.add_argument(
@@ -131,6 +145,7 @@ def _duration(text: str) -> float:
 
 
 COMMANDS = ("check", "run", "schema")
+BACKEND_NAMES = ("multiprocessing", "dask")  # as backends.BACKENDS, without importing it
 
 
 def _with_command(argv: Sequence[str]) -> list[str]:
@@ -152,6 +167,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             grace=args.grace,
             start_method=args.start_method,
+            backend=args.backend or ("dask" if args.cluster else None),
+            cluster=args.cluster,
         )
     if args.command == "check":
         from runner.commands.check import check
@@ -162,6 +179,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             strict=args.strict,
             imports=args.imports,
             import_timeout=args.import_timeout,
+            backend=args.backend,
         )
     from runner.commands.schema import schema
 

@@ -30,6 +30,7 @@ class Ended:
     max_rss_kb: int | None = None
     exception: str | None = None  # "Type: message" of the exception that ended its target
     returned: str | None = None  # repr of what its target returned
+    lost: str | None = None  # why nothing more is known of it (a cluster's worker died with it)
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ def met(ended: Ended) -> bool:
 
 def cause(ended: Ended) -> str | None:
     """Why this process fails the run, in words (None: it does not)."""
+    if ended.lost is not None:
+        return f"{ended.name} was lost: {ended.lost}"
     if ended.started is None or met(ended):
         return None
     if ended.exitcode is None:

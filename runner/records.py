@@ -24,6 +24,7 @@ class Started:
     key: str  # its `processes` key (replicas share it)
     replica: int
     daemon: bool
+    worker: str | None = None  # the address of the cluster's worker it runs on (Dask)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from runner.workflow import (
 if TYPE_CHECKING:
     from runner.backends import Backend
 
-FAILING = ("failed", "timeout", "stuck")  # outcomes that fail the run
+FAILING = ("failed", "timeout", "stuck", "lost")  # outcomes that fail the run (lost: a worker of the cluster died)
 ITEM_REPR = 2000  # characters of a got item's repr kept for the log
 
 

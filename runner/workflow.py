@@ -661,6 +661,7 @@ class Workflow:
     processes: Mapping[str, ProcessSpec]
     steps: tuple[Step, ...]
     pools: Mapping[str, PoolSpec] = dataclasses.field(default_factory=dict)
+    backend: str | None = None  # multiprocessing (None: as the command line says) or dask
 
     def kept(self) -> dict[str, tuple[int, Name]]:
         """The results steps keep (`keep: NAME`), by name: the index of the first step that
@@ -932,6 +933,7 @@ def from_data(data: Mapping[str, Any], path: str) -> Workflow:
         name=data.get("name") or Path(path).stem,
         description=data.get("description", ""),
         start_method=data.get("start_method"),
+        backend=data.get("backend"),
         pythonpath=_names(data.get("pythonpath", ["."]), ("pythonpath",)),
         multiprocessing_log=data.get("multiprocessing_log"),
         objects=objects,

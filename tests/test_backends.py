@@ -27,3 +27,11 @@ def test_the_fork_server_keeps_the_private_attributes_mprun_reads() -> None:
     assert server._preload_modules == ["__main__", "runner.child"]  # type: ignore[attr-defined]
     assert server._forkserver_pid is None  # type: ignore[attr-defined]  # set once it starts
     assert isinstance(forkserver._forkserver, forkserver.ForkServer)  # type: ignore[attr-defined]
+
+
+def test_the_dask_backend_makes_or_refuses_every_kind_of_shared_object() -> None:
+    from runner.backends.dask.backend import MAKERS as DASK
+    from runner.backends.dask.support import REFUSED_KINDS
+
+    assert set(DASK) | set(REFUSED_KINDS) | {"object"} == set(KIND_WORDS)
+    assert not set(DASK) & set(REFUSED_KINDS)

@@ -22,7 +22,10 @@ if TYPE_CHECKING:
     from runner.records import Record
 
 # name -> "module:class"; imported only when a run asks for it.
-BACKENDS = {"multiprocessing": "runner.backends.multiprocessing.backend:MultiprocessingBackend"}
+BACKENDS = {
+    "multiprocessing": "runner.backends.multiprocessing.backend:MultiprocessingBackend",
+    "dask": "runner.backends.dask.backend:DaskBackend",  # pip install 'mprun[dask]'
+}
 
 
 class Backend(Protocol):

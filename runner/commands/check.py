@@ -105,6 +105,7 @@ def check(
     strict: bool = False,
     imports: bool = True,
     import_timeout: float = IMPORT_TIMEOUT,
+    backend: str | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
     check_one: Callable[..., CheckResult] = check_file,
@@ -119,7 +120,7 @@ def check(
     probes = Probes()
 
     def one(path: Path) -> CheckResult:
-        options = {"imports": imports, "import_timeout": import_timeout, "probes": probes}
+        options = {"imports": imports, "import_timeout": import_timeout, "probes": probes, "backend": backend}
         try:
             if path == Path(STDIN):
                 return check_bytes(stdin, "<stdin>", **options)  # type: ignore[arg-type]

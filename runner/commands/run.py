@@ -97,6 +97,8 @@ def run(
     timeout: float | None = None,
     grace: float = execution.DEFAULT_GRACE,
     start_method: str | None = None,
+    backend: str | None = None,
+    cluster: str | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
@@ -104,7 +106,7 @@ def run(
     out, err = out or sys.stdout, err or sys.stderr
     try:
         if dry_run:
-            checked = execution.check_only(workflow, imports=True)
+            checked = execution.check_only(workflow, imports=True, backend=backend)
             out.write(_describe(make_plan(checked), start_method))
             return OK
         result = execution.run(
@@ -115,6 +117,8 @@ def run(
             timeout=timeout,
             grace=grace,
             start_method=start_method,
+            backend=backend,
+            cluster=cluster,
         )
     except InvalidWorkflow as invalid:
         REPORTERS["text"]([invalid.result], err, err)

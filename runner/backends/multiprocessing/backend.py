@@ -176,8 +176,11 @@ class MultiprocessingBackend:
             if planned.target == CALLER:  # made when its step comes: it may be given what steps kept
                 self._callers[planned.key] = trampoline
                 continue
-            handle = processes.make(planned, trampoline, self.objects)
+            handle = self._make(planned, trampoline)
             self.handles.setdefault(planned.key, []).append(handle)
+
+    def _make(self, planned: PlannedProcess, trampoline: Trampoline) -> Handle:
+        return processes.make(planned, trampoline, self.objects)
 
     def _start_servers(self, method: str) -> None:
         """The helper processes of the start method, then the shared objects (a manager is a
@@ -203,13 +206,16 @@ class MultiprocessingBackend:
             server = getattr(forkserver._forkserver, "_forkserver_pid", None)
             if _server_errors is not None and not _server_errors.closed and server is not None:
                 self.reader.add_server(_server_errors, server)
+        self._make_objects()
+        for name in self.plan.workflow.pools:
+            pools.make_channels(self.ctx, self.objects.made, name)
+
+    def _make_objects(self) -> None:
         for shared in self.plan.workflow.objects.values():
             try:
                 self.objects.make(shared.name, shared.kind, shared.options)
             except Exception as error:
                 raise BuildFailed(f"making {shared.name} raised {type(error).__name__}: {error}") from error
-        for name in self.plan.workflow.pools:
-            pools.make_channels(self.ctx, self.objects.made, name)
 
     def _named(self, keys: Iterable[str]) -> list[Handle]:
         return [handle for key in keys for handle in self.handles[key]]
@@ -702,7 +708,7 @@ class MultiprocessingBackend:
         everyone = [h for hs in self.handles.values() for h in hs if h.process.pid is not None]
         ours = self._infrastructure() | {h.process.pid for h in everyone}
         owners = {pid: h for h in everyone if h.trampoline.cgroup for pid in self._descendants(h)}
-        below = trees.descendants(os.getpid(), skip=ours, prune=self.others)
+        below = self._left_below(ours)
         left = list(dict.fromkeys([*below, *owners]))
         for pid in left:
             if not trees.alive(pid):
@@ -713,6 +719,10 @@ class MultiprocessingBackend:
             self._finish_stopping(stopping, self.clock() + grace)
         finally:
             self._report_descendants(stopping.close(), owners)
+
+    def _left_below(self, ours: set[int]) -> list[int]:
+        """The processes below mprun that are neither the run's nor its helpers."""
+        return trees.descendants(os.getpid(), skip=ours, prune=self.others)
 
     def _infrastructure(self) -> set[int]:
         """The helpers below mprun, which end when mprun is done with them: multiprocessing's

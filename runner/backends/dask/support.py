@@ -1,0 +1,51 @@
+"""What a workflow may use on the Dask backend, and why the rest is refused: `mprun check
+--backend dask` (and a run on Dask) report each refusal where the workflow uses it, with what
+to use instead. Imports nothing of Dask's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from runner.document import Document
+from runner.problem import Problem
+from runner.workflow import Call, Close, Recv, Show, Workflow
+
+# Kind of shared object -> why it is refused, and what to use instead.
+REFUSED_KINDS = {
+    "rlock": "Dask has no re-entrant lock: use a lock (`kind: lock`)",
+    "semaphore": "Dask's semaphore is bounded (a release past its value raises): use `bounded: true`",
+    "condition": "Dask has no condition variable (dask/distributed#2007): use an event, or a queue of notices",
+    "barrier": "Dask has no barrier: use an event the parent sets once every party has put a notice on a queue",
+    "value": "shared memory does not reach across machines: send values on a queue",
+    "array": "shared memory does not reach across machines: send values on a queue",
+    "pipe": "a pipe joins two processes of one machine: use two queues, one per direction",
+    "dict": "manager objects are not served on Dask: send updates on a queue to a process that holds the dict",
+    "list": "manager objects are not served on Dask: send items on a queue",
+    "namespace": "manager objects are not served on Dask: send values on a queue",
+}
+REFUSED_STEPS = {
+    Call: "call steps do not run on the Dask backend yet: run the callable as a process",
+    Show: "show does not run on the Dask backend yet",
+    Recv: "pipes are refused on the Dask backend: use a queue and a get step",
+    Close: "pipes are refused on the Dask backend: use a queue",
+}
+CODE = "unsupported-on-dask"
+
+
+def refusals(workflow: Workflow, document: Document) -> Iterator[Problem]:
+    """Every use of what the Dask backend cannot give multiprocessing's semantics."""
+    for shared in workflow.objects.values():
+        why = REFUSED_KINDS.get(shared.kind)
+        if why is not None:
+            yield document.problem(shared.where, f"'{shared.name}' cannot run on the Dask backend: {why}", CODE)
+    for pool in workflow.pools.values():  # its map steps are refused with it
+        yield document.problem(
+            pool.where,
+            f"pool '{pool.name}' cannot run on the Dask backend yet: run its function in processes fed by a queue",
+            CODE,
+        )
+    for step in workflow.steps:
+        for kind, why in REFUSED_STEPS.items():
+            if isinstance(step, kind):
+                yield document.problem(step.where, why, CODE)
