@@ -117,8 +117,10 @@ class Workspace:
         return path
 
     def run_mprun(self, workflow: Path, method: str, *, whole: bool = False) -> Measure:
+        """A run under start method `method`, or (`dask`) on a LocalCluster of its own."""
         log = self.folder / f"{workflow.stem}.jsonl"
-        seconds, _ = _timed([*_mprun(), "--start-method", method, "--log-file", str(log), str(workflow)], self.folder)
+        how = ["--backend", "dask"] if method == "dask" else ["--start-method", method]
+        seconds, _ = _timed([*_mprun(), *how, "--log-file", str(log), str(workflow)], self.folder)
         extra: dict[str, float] = {}
         with log.open() as lines:  # read as a stream: P5's log has 200,000 records
             for line in lines:
@@ -163,6 +165,18 @@ def comparisons(space: Workspace, quick: bool) -> list[Comparison]:
             lambda: space.run_baseline("consumers.py", "fork", str(tasks)),
         )
     )
+    for form, goal in (("process", "<= 1.10"), ("thread", "report")):
+        found.append(
+            Comparison(
+                "P10",
+                f"P1's consumers on a Dask LocalCluster, the whole command, against Dask by hand: each consumer a "
+                f"task that runs the loop in {'a process on its worker' if form == 'process' else 'itself'}",
+                "dask",
+                goal,
+                lambda: space.run_mprun(consumers, "dask", whole=True),
+                lambda form=form: space.run_baseline("dask_consumers.py", form, str(tasks), whole=True),
+            )
+        )
     one = space.workflow("one", "processes: {p: {target: work:noop}}\n")
     for method in ("fork", "forkserver", "spawn"):
         found.append(

@@ -41,6 +41,8 @@ def _console_line(event: EventDict) -> str | None:
         return f"{who} ! raised {event.get('type')}: {event.get('message')}"
     if name == "process.start":
         return f"{who} - started (pid {event.get('pid')})"
+    if name == "process.exit" and event.get("lost"):
+        return f"{who} - lost: {event['lost']}, NOT as expected"
     if name == "process.exit":
         how = f"signal {event['signal']}" if event.get("signal") else f"exit code {event.get('exitcode')}"
         verdict = "as expected" if event.get("expected") else "NOT as expected"
@@ -228,11 +230,12 @@ class Lines:
         self.console = console
         self.bound = json.dumps({"run_id": run_id, "workflow": workflow})[:-1]
 
-    def __call__(self, process: str, pid: int, stream: str, lines: list[str]) -> None:
+    def __call__(self, process: str, pid: int, stream: str, lines: list[str], worker: str | None = None) -> None:
         if not lines:
             return
         stamp = datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
-        head = f'{self.bound}, "process": {json.dumps(process)}, "pid": {pid}, "stream": "{stream}", "line": '
+        where = "" if worker is None else f', "worker": {json.dumps(worker)}'
+        head = f'{self.bound}, "process": {json.dumps(process)}, "pid": {pid}{where}, "stream": "{stream}", "line": '
         tail = f', "event": "process.output", "level": "info", "timestamp": "{stamp}"}}\n'
         glue = tail + head
         prefix = f"{visible(process)} {'|' if stream == 'stdout' else '!'} "
@@ -289,6 +292,11 @@ class Recorder:
     def __init__(self, log: Any, lines: Lines) -> None:
         self.log = log
         self.lines = lines
+        self.workers: dict[str, str] = {}  # process -> the cluster's worker it runs on (Dask)
+
+    def _where(self, process: str | None) -> dict[str, str]:
+        worker = self.workers.get(process) if process is not None else None
+        return {} if worker is None else {"worker": worker}
 
     @property
     def log_error(self) -> str | None:
@@ -300,13 +308,14 @@ class Recorder:
         log = self.log
         match record:
             case records.Output(partial=False):
-                self.lines(record.process, record.pid, record.stream, record.lines)
+                self.lines(record.process, record.pid, record.stream, record.lines, self.workers.get(record.process))
             case records.Output():
                 for line in record.lines:
                     log.info(
                         "process.output",
                         process=record.process,
                         pid=record.pid,
+                        **self._where(record.process),
                         stream=record.stream,
                         line=line,
                         partial=True,
@@ -321,16 +330,18 @@ class Recorder:
                 | records.Descendant()
             ):
                 level, event = _PLAIN[type(record)]
+                if isinstance(record, records.Started) and record.worker is not None:
+                    self.workers[record.process] = record.worker
                 fields = {name: getattr(record, name) for name in record.__dataclass_fields__}
-                if fields.get("worker", "") is None:  # a run on one machine
-                    del fields["worker"]
-                getattr(log, level)(event, **fields)
+                fields.pop("worker", None)
+                getattr(log, level)(event, **fields, **self._where(record.process))
             case records.Logged():
                 extra = {"traceback": record.traceback} if record.traceback else {}
                 getattr(log, _METHODS.get(record.level, "info"))(
                     "process.log",
                     process=record.process,
                     pid=record.pid,
+                    **self._where(record.process),
                     logger=record.logger,
                     levelname=record.level,
                     message=record.message,
@@ -339,8 +350,11 @@ class Recorder:
                 )
             case records.Exited():
                 outcome = judge(record.ended)
+                lost = {"lost": record.ended.lost} if record.ended.lost else {}  # a cluster's worker died
                 (log.info if outcome.expected else log.error)(
                     "process.exit",
+                    **lost,
+                    **self._where(record.process),
                     process=outcome.name,
                     pid=outcome.pid,
                     exitcode=outcome.exitcode,

@@ -43,7 +43,7 @@ def test_the_fault_count_runs_at_a_tiny_size_and_prints_both_sides() -> None:
 
 def test_the_benchmarks_run_at_a_tiny_size_and_print_every_row() -> None:
     rows = [line.split(" | ")[0] for line in quick("run.py").splitlines() if line.startswith("| P")]
-    assert rows == ["| P1"] + ["| P2"] * 3 + ["| P3"] * 3 + ["| P4", "| P5", "| P5L", "| P6", "| P8"]
+    assert rows == ["| P1", "| P10", "| P10"] + ["| P2"] * 3 + ["| P3"] * 3 + ["| P4", "| P5", "| P5L", "| P6", "| P8"]
 
 
 def test_the_benchmark_table_has_its_place_in_the_benchmarks_readme(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,3 +56,8 @@ def test_the_benchmark_table_has_its_place_in_the_benchmarks_readme(monkeypatch:
     text = run.README.read_text(encoding="utf-8")
     start, end = run.MARKERS
     assert text.count(start) == 1 and text.count(end) == 1 and text.index(start) < text.index(end)
+
+
+def test_the_latency_script_prints_every_kind_on_both_backends() -> None:
+    rows = [line for line in quick("latency.py").splitlines() if line.startswith("| ") and "µs" in line]
+    assert len(rows) == 5 and all(row.count("µs") == 2 for row in rows)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import os
 import pickle
 import select
@@ -49,10 +50,17 @@ MAKERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "queue": lambda options: objects.Queue(options.get("maxsize", 0)),
     "joinable_queue": lambda options: objects.JoinableQueue(options.get("maxsize", 0)),
     "simple_queue": lambda options: objects.SimpleQueue(),
-    "event": lambda options: objects.Event(),
+    "event": lambda options: _event(bool(options.get("set"))),
     "lock": lambda options: objects.Lock(),
     "bounded_semaphore": lambda options: objects.BoundedSemaphore(options.get("value", 1)),
 }
+
+
+def _event(initially: bool) -> objects.Event:
+    event = objects.Event()
+    if initially:
+        event.set()
+    return event
 
 
 @dataclasses.dataclass
@@ -121,7 +129,9 @@ class DaskBackend:
             # No task is ever run twice: a worker that dies with a process is an outcome.
             dask.config.set({"distributed.scheduler.allowed-failures": 0})
             try:
-                self.cluster = distributed.LocalCluster(processes=True, dashboard_address=None, silence_logs=40)
+                self.cluster = distributed.LocalCluster(
+                    processes=True, dashboard_address=None, silence_logs=logging.CRITICAL
+                )
             except Exception as error:
                 raise BuildFailed(f"starting a Dask LocalCluster failed: {type(error).__name__}: {error}") from error
             self.client = distributed.Client(self.cluster, set_as_default=True)
@@ -195,11 +205,9 @@ class DaskBackend:
         if future.status == "finished":
             helper.finished = self.clock()
             return
-        try:
-            error = future.exception(timeout=0) if future.status == "error" else None
-        except Exception as why:  # noqa: BLE001 - the future could not tell
-            error = why
-        helper.lost = f"the worker {helper.address} was lost" + (f" ({type(error).__name__}: {error})" if error else "")
+        helper.lost = f"its worker {helper.address} died"
+        if future.status == "cancelled":
+            helper.lost = f"the scheduler gave up its worker {helper.address}"
         now = self.clock()
         for name, (started, owner) in self.started.items():
             if owner is helper and name not in self.ended:
@@ -477,7 +485,6 @@ class DaskBackend:
 def _quiet_timeouts() -> None:
     """The scheduler runs in mprun's process for a LocalCluster, and logs each wait that timed
     out (a `get` with a timeout) as an error with its traceback: those are outcomes here."""
-    import logging
 
     class Timeouts(logging.Filter):
         def filter(self, record: logging.LogRecord) -> bool:

@@ -31,10 +31,24 @@ REFUSED_STEPS = {
     Close: "pipes are refused on the Dask backend: use a queue",
 }
 CODE = "unsupported-on-dask"
+# Kinds whose every use is a round trip to the scheduler that costs a thousand times what it
+# does on one machine (benchmarks/latency.py): a workflow that uses them per item is slow there.
+SLOW_KINDS = {
+    "joinable_queue": "about 2.8 ms for a put, a get and a task_done, against 0.1 ms on one machine",
+    "event": "about 0.7 ms a use, against 1 µs on one machine",
+    "lock": "about 0.8 ms an acquire and release, against 0.1 µs on one machine",
+    "bounded_semaphore": "about 0.9 ms an acquire and release, against 0.1 µs on one machine",
+}
 
 
-def refusals(workflow: Workflow, document: Document) -> Iterator[Problem]:
-    """Every use of what the Dask backend cannot give multiprocessing's semantics."""
+def refusals(workflow: Workflow, document: Document) -> list[Problem]:
+    """Every use of what the Dask backend cannot give multiprocessing's semantics (errors), and
+    else of what costs milliseconds a use there (warnings, as the others: for a sound file)."""
+    refused = list(_refused(workflow, document))
+    return refused or list(_slow(workflow, document))
+
+
+def _refused(workflow: Workflow, document: Document) -> Iterator[Problem]:
     for shared in workflow.objects.values():
         why = REFUSED_KINDS.get(shared.kind)
         if why is not None:
@@ -49,3 +63,16 @@ def refusals(workflow: Workflow, document: Document) -> Iterator[Problem]:
         for kind, why in REFUSED_STEPS.items():
             if isinstance(step, kind):
                 yield document.problem(step.where, why, CODE)
+
+
+def _slow(workflow: Workflow, document: Document) -> Iterator[Problem]:
+    for shared in workflow.objects.values():
+        slow = SLOW_KINDS.get(shared.kind)
+        if slow is not None and workflow.receivers(shared.name):
+            yield document.problem(
+                shared.where,
+                f"on Dask each use of '{shared.name}' is a round trip to the scheduler ({slow}): "
+                "use it per batch of work, not per item",
+                "slow-on-dask",
+                severity="warning",
+            )
