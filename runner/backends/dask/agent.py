@@ -87,8 +87,9 @@ class Inbox:
                 number, name, args = self.queue.get(timeout=WATCH)
             except queue.Empty:
                 continue
-            except Exception:  # noqa: BLE001 - the scheduler is gone: the agent sees it is abandoned
-                return
+            except Exception:  # noqa: BLE001 - the scheduler is gone, or going: look again
+                self.over.wait(WATCH)
+                continue
             self.commands.append((number, name, args))
             if name in URGENT:
                 self.urgent = True

@@ -489,7 +489,7 @@ def _quiet_timeouts() -> None:
     class Timeouts(logging.Filter):
         def filter(self, record: logging.LogRecord) -> bool:
             error = record.exc_info[1] if record.exc_info else None
-            return not isinstance(error, TimeoutError)
+            return not isinstance(error, objects.TIMEOUTS)
 
     logging.getLogger("distributed.core").addFilter(Timeouts())
 

@@ -16,6 +16,7 @@ these objects never imports it.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pickle
 import queue
@@ -24,6 +25,8 @@ import uuid
 from typing import Any
 
 SCHEDULER = "MPRUN_DASK_SCHEDULER"  # where a process on a worker finds the scheduler (see agent.py)
+# What Dask raises when a wait times out: asyncio's, which is the builtin only from Python 3.11.
+TIMEOUTS = (TimeoutError, asyncio.TimeoutError)
 SLICE = 0.1  # s: the longest wait mprun's parent makes on one object before reading its loop again
 
 _lock = threading.Lock()
@@ -108,13 +111,13 @@ class Queue(Shared):
         data = pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
         try:
             self.made.put(data, timeout=_wait(block, timeout))
-        except TimeoutError:
+        except TIMEOUTS:
             raise queue.Full from None
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         try:
             data = self.made.get(timeout=_wait(block, timeout))
-        except TimeoutError:
+        except TIMEOUTS:
             raise queue.Empty from None
         return pickle.loads(data)
 
@@ -156,8 +159,6 @@ class Tasks:
         self._zero: Any = None
 
     def _event(self) -> Any:
-        import asyncio
-
         if self._zero is None:
             self._zero = asyncio.Event()
             self._zero.set()
@@ -176,11 +177,9 @@ class Tasks:
         return True
 
     async def done(self, timeout: float | None) -> bool:
-        import asyncio
-
         try:
             await asyncio.wait_for(self._event().wait(), timeout)
-        except asyncio.TimeoutError:
+        except TIMEOUTS:
             return False
         return True
 
