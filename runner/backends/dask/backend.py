@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner import records
 from runner.backends.dask import agent, objects
+from runner.backends.multiprocessing.objects import Objects
 from runner.errors import BuildFailed
 from runner.loop import Loop, Signals
 from runner.outcome import Ended
@@ -107,7 +108,10 @@ class DaskBackend:
         os.set_blocking(self._wake_write, False)
         self.cluster: Any = None
         self.client: Any = None
-        self.shared: dict[str, Any] = {}
+        # The run's objects by name, bound into user data by the multiprocessing backend's own
+        # binder (references, objects to build), which makes the workflow's own objects too.
+        self.objects = Objects(None)
+        self.shared = self.objects.made
         self.agents: list[_Agent] = []
         self.started: dict[str, tuple[records.Started, _Agent]] = {}
         self.ended: dict[str, Ended] = {}
@@ -200,7 +204,7 @@ class DaskBackend:
         """An agent's task is over: as it should be once it answered `close`; else its worker is
         gone, and so are its processes."""
         future = helper.future
-        if helper.endings is not None or helper.failed is not None or helper.lost is not None:
+        if not helper.here:
             return
         if future.status == "finished":
             helper.finished = self.clock()
@@ -256,13 +260,13 @@ class DaskBackend:
         file order) and have each worker's agent build its part."""
         self._connect()
         for shared in self.plan.workflow.objects.values():
-            if shared.kind == "object":  # one of the workflow's own, made here and sent pickled
-                self.shared[shared.name] = self._own(shared.name, dict(shared.options))
-                continue
-            if shared.kind not in MAKERS:
+            if shared.kind not in MAKERS and shared.kind != "object":
                 raise BuildFailed(f"{shared.name}: a {shared.kind} cannot be made on the Dask backend")
             try:
-                self.shared[shared.name] = MAKERS[shared.kind](dict(shared.options))
+                if shared.kind == "object":  # one of the workflow's own, made here and sent pickled
+                    self.objects.make(shared.name, shared.kind, shared.options)
+                else:
+                    self.shared[shared.name] = MAKERS[shared.kind](dict(shared.options))
             except Exception as error:
                 raise BuildFailed(f"making {shared.name} raised {type(error).__name__}: {error}") from error
         workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
@@ -273,8 +277,6 @@ class DaskBackend:
         for index, address in enumerate(workers[: len(planned)]):
             mine = planned[index :: len(workers)]
             self.agents.append(_Agent(index, address, mine))
-        from runner.backends.dask import agent as agents
-
         for helper in self.agents:
             helper.inbox = objects.Queue(name=agent.topic(self.run, helper.number))
             part = agent.Part(
@@ -283,7 +285,7 @@ class DaskBackend:
                 tuple(numbers[id(p)] for p in helper.processes),
             )
             helper.future = self.client.submit(
-                agents.serve,
+                agent.serve,
                 self.run,
                 helper.number,
                 pickle.dumps(part, pickle.HIGHEST_PROTOCOL),
@@ -299,14 +301,6 @@ class DaskBackend:
         problems = [h.failed or h.lost for h in self.agents if h.failed or h.lost]
         if problems:
             raise BuildFailed("; ".join(str(problem) for problem in problems))
-
-    def _own(self, name: str, options: dict[str, Any]) -> Any:
-        from runner.child import resolve
-
-        try:
-            return resolve(options["call"])(*self.value(options["args"]), **self.value(dict(options["kwargs"])))
-        except Exception as error:
-            raise BuildFailed(f"making {name} raised {type(error).__name__}: {error}") from error
 
     # -- processes --------------------------------------------------------------------------
 
@@ -455,11 +449,7 @@ class DaskBackend:
             self.shared[event].clear()
 
     def value(self, data: Any) -> Any:
-        from runner.backends.multiprocessing.objects import Objects
-
-        bound = Objects(None)
-        bound.made = self.shared
-        return bound.bind(data)
+        return self.objects.bind(data)
 
     # What `mprun check --backend dask` refuses (rules.py): never reached by a checked workflow.
 
@@ -482,16 +472,20 @@ class DaskBackend:
         raise BuildFailed("pipes are not supported on the Dask backend")
 
 
+class _Timeouts(logging.Filter):
+    """Drops the scheduler's log of a wait that timed out (a `get` with a timeout): an outcome
+    here, which a LocalCluster's scheduler, running in mprun's process, logs as an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, objects.TIMEOUTS)
+
+
+_TIMEOUTS_FILTER = _Timeouts()  # one: a program that runs many workflows adds it once
+
+
 def _quiet_timeouts() -> None:
-    """The scheduler runs in mprun's process for a LocalCluster, and logs each wait that timed
-    out (a `get` with a timeout) as an error with its traceback: those are outcomes here."""
-
-    class Timeouts(logging.Filter):
-        def filter(self, record: logging.LogRecord) -> bool:
-            error = record.exc_info[1] if record.exc_info else None
-            return not isinstance(error, objects.TIMEOUTS)
-
-    logging.getLogger("distributed.core").addFilter(Timeouts())
+    logging.getLogger("distributed.core").addFilter(_TIMEOUTS_FILTER)
 
 
 if TYPE_CHECKING:

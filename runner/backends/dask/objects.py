@@ -168,7 +168,7 @@ class Tasks:
         self.unfinished += 1
         self._event().clear()
 
-    async def fewer(self, also_undo: bool = False) -> bool:
+    async def fewer(self) -> bool:
         if self.unfinished <= 0:
             return False
         self.unfinished -= 1
