@@ -28,6 +28,7 @@ from runner.events import Logged, Raised, Returned, Usage
 
 TYPE_CHECKING = False  # as typing's, without importing typing into every child
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 # Looked up once, in mprun: fork children have it.
@@ -211,6 +212,22 @@ def _arm_in_fork() -> None:
         os._exit(1)
 
 
+def set_environment(env: Mapping[str, str | None]) -> None:
+    """These variables in os.environ (None: without it)."""
+    for name, value in env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def _settle(env: dict[str, str | None], cwd: str | None) -> None:
+    """The process's own environment and folder, as its target will see them."""
+    set_environment(env)
+    if cwd is not None:
+        os.chdir(cwd)
+
+
 class Trampoline:
     """The callable each process runs: set up capture, then run the target or `Process.run`.
 
@@ -231,6 +248,8 @@ class Trampoline:
         self.unbuffered = unbuffered  # mprun's streams are (a spawn child cannot tell `python -u`)
         self.cgroup: str | None = None  # the folder of the cgroup made for this process
         self.parent_death_signal = True  # see guard
+        self.env: dict[str, str | None] = {}  # the process's own variables (None: removed)
+        self.cwd: str | None = None  # the folder it runs in
         self.events: Connection | None = None
         self.stdout: Connection | None = None
         self.stderr: Connection | None = None
@@ -255,6 +274,7 @@ class Trampoline:
         self._capture()
         _first_on_path(self.pythonpath)
         try:
+            _settle(self.env, self.cwd)
             if self.target is None:  # a Process subclass: run its own run()
                 import multiprocessing
 

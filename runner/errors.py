@@ -43,6 +43,12 @@ class TimeLimit(BaseException):
     """`--timeout` expired. A BaseException, as Ctrl-C is: no `except Exception` may stop it."""
 
 
+class Halt(BaseException):
+    """A policy of the workflow stops the run now: a process ended otherwise than expected
+    under fail fast, or a start condition cannot hold any more or took too long. Raised as a
+    signal is, at the run's next wait."""
+
+
 class Bug(MprunError):
     """mprun itself failed, after reporting what it could (exit status 3)."""
 

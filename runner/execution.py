@@ -25,6 +25,7 @@ from runner.checker import CheckResult, check_document
 from runner.document import Document, load
 from runner.errors import (
     BuildFailed,
+    Halt,
     InvalidWorkflow,
     Terminated,
     TimeLimit,
@@ -34,6 +35,7 @@ from runner.loop import STOPPING, Signals
 from runner.outcome import Ended, RunResult, Stop, cause, judge, verdict
 from runner.plan import Plan, make_plan
 from runner.problem import Problem
+from runner.supervisor import Supervisor
 from runner.workflow import Workflow, holds_plain_data
 
 if TYPE_CHECKING:
@@ -322,9 +324,10 @@ def _drive(
             processes=len(plan.processes),
         )
         began = time.monotonic()
-        backend = make_backend(plan, recorder, time_limit=timeout, signals=signals)
+        backend = make_backend(plan, recorder, time_limit=timeout, signals=signals, grace=grace)
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        failures, step_failures, stop = _take(plan, backend, log, grace)
+        supervisor = Supervisor(plan, backend, log, time.monotonic)
+        failures, step_failures, stop = _take(plan, backend, supervisor, log, grace)
         backend.loop.stop()  # the run is over: its last records are written whole
         if recorder.log_error is not None:  # a run whose log is not whole did not do its job
             failures.append(f"the log file is incomplete: {recorder.log_error}")
@@ -334,24 +337,29 @@ def _drive(
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
-def _take(plan: Plan, backend: Backend, log: Any, grace: float) -> tuple[list[str], int, Stop | None]:
-    """Build, take the steps, end the run; or stop it on a signal, the time limit or a build
-    that failed: the failures in words, how many of them were steps', and the stop."""
+def _take(
+    plan: Plan, backend: Backend, supervisor: Supervisor, log: Any, grace: float
+) -> tuple[list[str], int, Stop | None]:
+    """Build, take the steps, end the run; or stop it on a signal, the time limit, a policy
+    (fail fast, a start condition) or a build that failed: the failures in words, how many of
+    them were steps', and the stop."""
     failures: list[str] = []
     try:
         backend.build()
+        supervisor.begin()
         failures = steps.execute(plan, backend, log, time.monotonic)
         step_failures = len(failures)
+        supervisor.end_of_steps()
         backend.finish(grace)
         backend.close()
         return failures, step_failures, None
-    except (TimeLimit, KeyboardInterrupt, BuildFailed) as error:
+    except (TimeLimit, Halt, KeyboardInterrupt, BuildFailed) as error:
         # Stopping is bounded (SIGTERM, grace, SIGKILL); a second Ctrl-C must not cut it short
         # and leave children behind.
         backend.loop.stop()
         stop = _stop(error)
         log.warning("run.stopping", reason=stop.reason)
-        if isinstance(error, TimeLimit):  # where each child is, before stopping it
+        if isinstance(error, (TimeLimit, Halt)):  # where each child is, before stopping it
             backend.dump_running(stop.reason)
         backend.stop_everything(grace)
         backend.close()
@@ -398,7 +406,9 @@ def _report(
     run_id: str,
 ) -> RunResult:
     outcomes = tuple(judge(ended) for ended in endings)  # each logged as it exited (process.exit)
-    failures = [*failures, *(found for found in map(cause, endings) if found is not None)]
+    # A cause the stop already gave (fail fast names the process that failed) is not said twice.
+    causes = [found for found in map(cause, endings) if found is not None]
+    failures = [*failures, *(found for found in causes if not any(found in said for said in failures))]
     status, exitcode = verdict(outcomes, tuple(failures), stop)
     log.info(
         "run.end",
@@ -410,6 +420,7 @@ def _report(
         processes=len(outcomes),
         expected=sum(outcome.expected for outcome in outcomes),
         unexpected=sum(not outcome.expected for outcome in outcomes),
+        restarts=sum(outcome.restarts for outcome in outcomes),
         failed_steps=step_failures,
     )
     return RunResult(status, exitcode, outcomes, tuple(failures), log_file, run_id)

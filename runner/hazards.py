@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from runner import orchestration
 from runner.document import Document
 from runner.problem import Problem
 from runner.workflow import (
@@ -289,7 +290,7 @@ def never_started(workflow: Workflow, document: Document) -> Iterator[Problem]:
         return
     started = {name.text for step in workflow.steps if isinstance(step, Start) for name in step.processes}
     for spec in workflow.processes.values():
-        if spec.key not in started:
+        if spec.key not in started and not spec.start_after:
             message = f"process '{spec.key}' is never started by the steps"
             yield _warning(document, spec.where, message, "never-started", key=True)
 
@@ -465,6 +466,7 @@ HAZARDS = (
     terminated_expectations,
     barrier_parties,
     never_started,
+    *orchestration.HAZARDS,
 )
 
 

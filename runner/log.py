@@ -45,8 +45,16 @@ def _console_line(event: EventDict) -> str | None:
         return f"{who} - lost: {event['lost']}, NOT as expected"
     if name == "process.exit":
         how = f"signal {event['signal']}" if event.get("signal") else f"exit code {event.get('exitcode')}"
+        if event.get("restart_in_s") is not None:
+            return f"{who} - ended with {how}, restarting in {event['restart_in_s']:g} s"
         verdict = "as expected" if event.get("expected") else "NOT as expected"
         return f"{who} - ended with {how}, {verdict}"
+    if name == "process.restart":
+        return f"{who} - restarting (attempt {event.get('attempt')}) after {event.get('reason')}"
+    if name == "process.max_run_time":
+        return f"{who} ! still running after its max_run_time of {event.get('max_run_time'):g} s: stopping it"
+    if name == "run.condition":
+        return f"mprun - starting {event.get('key')}: {'; '.join(event.get('conditions', []))}"
     if name == "process.stack":
         lines = str(event.get("stack") or "(no answer)").splitlines()
         return f"{who} ! stack ({event.get('reason')}):\n" + "\n".join("    " + line for line in lines)
@@ -92,6 +100,8 @@ def _console_line(event: EventDict) -> str | None:
         return f"mprun - running {event.get('workflow')} ({event.get('start_method')}), log: {event.get('log_file')}"
     if name == "run.end":
         return f"mprun - run {event.get('status')}"
+    if name == "run.stopping":
+        return f"mprun ! stopping the run: {event.get('reason')}"
     if name.startswith("process.") or name.startswith("run."):
         return None
     return f"{who} - {name} {json.dumps({k: v for k, v in event.items() if k not in _BASE}, default=str)}"
@@ -281,6 +291,8 @@ _PLAIN: dict[type, tuple[str, str]] = {
     records.Stuck: ("warning", "process.stuck"),
     records.Unreadable: ("error", "process.unreadable"),
     records.Descendant: ("warning", "process.descendant"),
+    records.Restarted: ("warning", "process.restart"),
+    records.Overran: ("warning", "process.max_run_time"),
 }
 
 
@@ -328,6 +340,8 @@ class Recorder:
                 | records.Stuck()
                 | records.Unreadable()
                 | records.Descendant()
+                | records.Restarted()
+                | records.Overran()
             ):
                 level, event = _PLAIN[type(record)]
                 if isinstance(record, records.Started) and record.worker is not None:
@@ -349,11 +363,18 @@ class Recorder:
                     **extra,
                 )
             case records.Exited():
-                outcome = judge(record.ended)
-                lost = {"lost": record.ended.lost} if record.ended.lost else {}  # a cluster's worker died
-                (log.info if outcome.expected else log.error)(
+                ended = record.ended
+                outcome = judge(ended)
+                told: dict[str, Any] = {"lost": ended.lost} if ended.lost else {}  # a cluster's worker died
+                if ended.restarts or ended.restart_in is not None:
+                    told["attempt"] = ended.restarts + 1
+                if ended.restart_in is not None:
+                    told["restart_in_s"] = ended.restart_in
+                if ended.overran is not None:
+                    told["max_run_time"] = ended.overran
+                (log.info if outcome.expected or ended.restart_in is not None else log.error)(
                     "process.exit",
-                    **lost,
+                    **told,
                     **self._where(record.process),
                     process=outcome.name,
                     pid=outcome.pid,

@@ -13,6 +13,8 @@ look again every SLICE seconds: that is how late a step may notice them.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import os
 import signal
 import threading
@@ -123,6 +125,9 @@ class Loop:
         self.stopping = False  # the run is being stopped: nothing stops it again
         self.listeners: list[Callable[[Record], object]] = []
         self.interrupted: BaseException | None = None
+        self._timers: list[tuple[float, int, Callable[[], object]]] = []  # a heap: (when, order, action)
+        self._order = itertools.count()
+        self._acting = False
 
     def listen(self, listener: Callable[[Record], object]) -> None:
         """Give `listener` every record from now on. It runs inside whatever wait read the
@@ -135,6 +140,28 @@ class Loop:
         run is in (unless it is being stopped already)."""
         if self.interrupted is None:
             self.interrupted = error
+
+    def at(self, when: float, action: Callable[[], object]) -> None:
+        """Run `action` once the clock reaches `when`, from the first wait then: outside any
+        read, so it may start or stop processes (and wait itself). Not while the run is being
+        stopped: a policy's restart or start has no place then."""
+        heapq.heappush(self._timers, (when, next(self._order), action))
+
+    def soon(self, action: Callable[[], object]) -> None:
+        """Run `action` at the next wait (what a listener does instead of acting in a read)."""
+        self.at(self.clock(), action)
+
+    def _act(self) -> None:
+        """Run the actions that are due, one at a time: one that waits does not run another."""
+        if self._acting or self.stopping:
+            return
+        self._acting = True
+        try:
+            while self._timers and self._timers[0][0] <= self.clock() and not self.stopping:
+                _, _, action = heapq.heappop(self._timers)
+                action()
+        finally:
+            self._acting = False
 
     def emit(self, record: Record) -> None:
         for listener in self.listeners:
@@ -163,6 +190,7 @@ class Loop:
         came. `done` is asked after each read, and at least every `every` seconds."""
         deadline = None if timeout is None else self.clock() + timeout
         while True:
+            self._act()
             self.check()
             if done():
                 return True
@@ -170,7 +198,8 @@ class Loop:
             if deadline is not None and now >= deadline:
                 return False
             pause = every
-            for end in (deadline, None if self.stopping else self.deadline):
+            timer = self._timers[0][0] if self._timers and not self._acting and not self.stopping else None
+            for end in (deadline, None if self.stopping else self.deadline, timer):
                 if end is not None:
                     pause = end - now if pause is None else min(pause, end - now)
             self.poll(None if pause is None else max(pause, 0.0))

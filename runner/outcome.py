@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.errors import FAILED, INTERRUPTED, OK, TERMINATED
-from runner.workflow import Expectation
+from runner.workflow import Expectation, RestartPolicy
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,9 @@ class Ended:
     exception: str | None = None  # "Type: message" of the exception that ended its target
     returned: str | None = None  # repr of what its target returned
     lost: str | None = None  # why nothing more is known of it (a cluster's worker died with it)
+    restarts: int = 0  # how many times it was started again before this end
+    restart_in: float | None = None  # not its last end: it starts again after this many seconds
+    overran: float | None = None  # stopped for running longer than its max_run_time (s)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class ProcessOutcome:
     expected: bool
     exception: str | None
     returned: str | None
+    restarts: int = 0
 
 
 @dataclass(frozen=True)
@@ -99,10 +103,12 @@ def cause(ended: Ended) -> str | None:
     """Why this process fails the run, in words (None: it does not)."""
     if ended.lost is not None:
         return f"{ended.name} was lost: {ended.lost}"
-    if ended.started is None or met(ended):
+    if ended.started is None or ended.restart_in is not None or met(ended):
         return None
     if ended.exitcode is None:
         return f"{ended.name} did not end"
+    if ended.overran is not None:
+        return f"{ended.name} ran longer than its max_run_time of {ended.overran:g} s and was stopped"
     name = signal_name(ended.exitcode)
     how = f"by {name}" if name else f"with exit code {ended.exitcode}"
     if ended.expect is None:
@@ -132,7 +138,29 @@ def judge(ended: Ended) -> ProcessOutcome:
         expected=met(ended),
         exception=ended.exception,
         returned=ended.returned,
+        restarts=ended.restarts,
     )
+
+
+def ending_words(ended: Ended) -> str:
+    """How a process ended, in a few words: `exit code 1`, `signal SIGKILL`."""
+    if ended.overran is not None:
+        return f"stopped after its max_run_time of {ended.overran:g} s"
+    name = signal_name(ended.exitcode)
+    return f"signal {name}" if name else f"exit code {ended.exitcode}"
+
+
+def restart_pause(policy: RestartPolicy | None, ended: Ended, restarted: list[float], now: float) -> float | None:
+    """Whether a process that ended so is started again by its policy, given when its earlier
+    restarts were: the pause before it does, or None (this end is its last)."""
+    if policy is None or ended.lost is not None:
+        return None
+    if policy.when == "on-failure" and met(ended):
+        return None
+    counted = [when for when in restarted if policy.within is None or now - when < policy.within]
+    if len(counted) >= policy.max_restarts:
+        return None
+    return policy.pause(len(counted))
 
 
 def verdict(outcomes: tuple[ProcessOutcome, ...], failures: tuple[str, ...], stop: Stop | None) -> tuple[str, int]:

@@ -8,7 +8,7 @@ objects from it; another (a cluster) could.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from runner.workflow import (
@@ -21,6 +21,7 @@ from runner.workflow import (
     ProcessSpec,
     Reference,
     ReplicaIndex,
+    RestartPolicy,
     Start,
     Step,
     Workflow,
@@ -40,6 +41,10 @@ class PlannedProcess:
     kwargs: Mapping[str, Any]
     daemon: bool | None  # None: as the process class decides (not a daemon for a plain target)
     expect: Expectation | None
+    restart: RestartPolicy | None = None
+    max_run_time: float | None = None  # s each attempt may run before it is stopped
+    env: Mapping[str, str | None] = field(default_factory=dict)  # None: removed
+    cwd: str | None = None  # absolute
 
     @property
     def label(self) -> str:
@@ -166,6 +171,10 @@ def make_plan(workflow: Workflow, cpus: int | None = None) -> Plan:
                 kwargs=fill(dict(spec.kwargs), index, _item(spec, index)),
                 daemon=spec.daemon,
                 expect=spec.expect,
+                restart=spec.restart,
+                max_run_time=spec.max_run_time,
+                env=spec.env,
+                cwd=str(workflow.folder / spec.cwd.text) if spec.cwd is not None else None,
             )
             for spec in workflow.processes.values()
             for index, name in enumerate(spec.names(cpus))
@@ -173,7 +182,7 @@ def make_plan(workflow: Workflow, cpus: int | None = None) -> Plan:
     )
     if workflow.steps:
         return Plan(workflow, processes, workflow.steps, default_steps=False)
-    # Start everything; the backend's finish then waits for the non-daemons (whatever the
-    # classes decided) before it stops the daemons left.
-    everyone = tuple(Name(spec.key, spec.where) for spec in workflow.processes.values())
+    # Start everything but what its conditions start; the backend's finish then waits for the
+    # non-daemons (whatever the classes decided) before it stops the daemons left.
+    everyone = tuple(Name(spec.key, spec.where) for spec in workflow.processes.values() if not spec.start_after)
     return Plan(workflow, processes, (Start(everyone, ()),), default_steps=True)

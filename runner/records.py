@@ -132,6 +132,26 @@ class Descendant:
 
 
 @dataclass(frozen=True, slots=True)
+class Restarted:
+    """A process that ended is started again, by its restart policy: attempt `attempt` (the
+    first restart is attempt 2). Its `Started` record follows."""
+
+    process: str
+    pid: int  # the attempt that ended's
+    attempt: int
+    reason: str  # how the attempt before ended, in words
+
+
+@dataclass(frozen=True, slots=True)
+class Overran:
+    """A process ran longer than its `max_run_time`: it is stopped now."""
+
+    process: str
+    pid: int
+    max_run_time: float
+
+
+@dataclass(frozen=True, slots=True)
 class Stopping:
     """The end of the steps stops processes still running: daemons (as the interpreter does at
     exit), or the overdue (their join timed out, or they cannot exit)."""
@@ -140,4 +160,18 @@ class Stopping:
     overdue: bool
 
 
-Record = Started | Output | Logged | Raised | Returned | Exited | Stack | Stuck | Unreadable | Descendant | Stopping
+Record = (
+    Started
+    | Output
+    | Logged
+    | Raised
+    | Returned
+    | Exited
+    | Stack
+    | Stuck
+    | Unreadable
+    | Descendant
+    | Restarted
+    | Overran
+    | Stopping
+)

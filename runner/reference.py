@@ -64,6 +64,21 @@ def _object_options(schema: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def _orchestration(defs: dict[str, Any]) -> list[str]:
+    """A process's restart policy (and its backoff) and its start conditions, key by key."""
+    out = []
+    for key, name in (("restart", "restart"), ("start_after", "startCondition")):
+        entry = defs[name]
+        options = _object_options(entry)
+        out += ["", f"#### `{key}`", "", entry["description"], ""]
+        out += _table(options["properties"], options.get("required", []))
+        for example in entry.get("examples", [])[:3]:
+            out += ["", f"```yaml\n{key}: {_flow(example)}\n```"]
+    backoff = _object_options(defs["restart"])["properties"]["backoff"]
+    out += ["", "#### `restart: backoff`", "", backoff["description"], "", *_table(backoff["properties"], [])]
+    return out
+
+
 def markdown() -> str:
     """The whole format reference."""
     schema = load_schema()
@@ -87,6 +102,7 @@ def markdown() -> str:
     out += _table(process["properties"], [])
     out += ["", "#### `expect`", "", defs["expect"]["description"], ""]
     out += _table(defs["expect"]["properties"], [])
+    out += _orchestration(defs)
     step = defs["step"]
     out += ["", "### Steps", "", step["description"]]
     for kind, prop in step["properties"].items():

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
+from runner import orchestration
 from runner.document import Document
 from runner.problem import JsonPath, Problem, did_you_mean
 from runner.workflow import (
@@ -658,6 +659,7 @@ RULES: tuple[Rule, ...] = (
     step_order,
     expected_signals,
     shared_memory_values,
+    *orchestration.RULES,
 )
 
 

@@ -263,6 +263,49 @@ class Expectation:
     signals: tuple[Name, ...] = ()
 
 
+RESTART_WHEN = ("on-failure", "always")  # the policies that restart (`never` is no policy)
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """When to start a process again after it ended, how often at most, and how long to wait."""
+
+    when: str  # on-failure or always
+    max_restarts: int = 3
+    within: float | None = None  # s: only the restarts of this last while count (None: the whole run's)
+    initial: float = 0.1  # s before the first restart
+    factor: float = 2.0
+    longest: float = 5.0
+    where: JsonPath = ()
+
+    def pause(self, restarts: int) -> float:
+        """The wait before the restart that follows `restarts` earlier ones (of the window)."""
+        return float(min(self.initial * self.factor**restarts, self.longest))
+
+
+CONDITION_KINDS = ("started", "completed", "printed", "event")
+
+
+@dataclass(frozen=True)
+class StartCondition:
+    """One condition of `start_after`: `subject` (a process key, or an event) has started,
+    completed as expected, printed a line `pattern` finds, or (an event) is set."""
+
+    kind: str  # one of CONDITION_KINDS
+    subject: Name
+    pattern: str | None
+    where: JsonPath
+
+    @property
+    def text(self) -> str:
+        """The condition in words, for messages."""
+        if self.kind == "printed":
+            return f"{self.subject.text} printed a line matching {self.pattern!r}"
+        if self.kind == "event":
+            return f"event {self.subject.text} is set"
+        return f"{self.subject.text} {'has started' if self.kind == 'started' else 'completed as expected'}"
+
+
 @dataclass(frozen=True)
 class ProcessSpec:
     """One `processes` entry: what to run, with what, how many times, and how it should end."""
@@ -278,6 +321,13 @@ class ProcessSpec:
     expect: Expectation | None
     where: JsonPath
     each: Sequence[Any] | None = None  # one replica per item (a tuple, or a range), for `$each`
+    fail_fast: bool | None = None  # None: as the workflow says
+    restart: RestartPolicy | None = None
+    start_after: tuple[StartCondition, ...] = ()
+    start_timeout: float | None = None
+    max_run_time: float | None = None
+    env: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
+    cwd: Name | None = None
 
     def replica_count(self, cpus: int | None = None) -> int:
         """How many processes this entry runs on a machine with `cpus` CPUs (default: this one)."""
@@ -662,6 +712,7 @@ class Workflow:
     steps: tuple[Step, ...]
     pools: Mapping[str, PoolSpec] = dataclasses.field(default_factory=dict)
     backend: str | None = None  # multiprocessing (None: as the command line says) or dask
+    fail_fast: bool = False
 
     def kept(self) -> dict[str, tuple[int, Name]]:
         """The results steps keep (`keep: NAME`), by name: the index of the first step that
@@ -799,6 +850,45 @@ def each_items(value: Any, where: JsonPath) -> Sequence[Any] | None:
     return tuple(parse_arguments(value, where))
 
 
+def _restart(value: Any, where: JsonPath) -> RestartPolicy | None:
+    options: Mapping[str, Any] = value if isinstance(value, dict) else {"when": value}
+    if options.get("when", "never") == "never":
+        return None
+    backoff = options.get("backoff") or {}
+    return RestartPolicy(
+        when=options["when"],
+        max_restarts=int(options.get("max_restarts", 3)),
+        within=options.get("within"),
+        initial=float(backoff.get("initial", 0.1)),
+        factor=float(backoff.get("factor", 2)),
+        longest=float(backoff.get("max", 5)),
+        where=where,
+    )
+
+
+def _conditions(value: Any, where: JsonPath) -> tuple[StartCondition, ...]:
+    if value is None:
+        return ()
+    listed = value if isinstance(value, list) else [value]
+    found = []
+    for index, condition in enumerate(listed):
+        at = (*where, index) if isinstance(value, list) else where
+        kind = next(kind for kind in CONDITION_KINDS if kind in condition)
+        found.append(StartCondition(kind, Name(condition[kind], (*at, kind)), condition.get("pattern"), at))
+    return tuple(found)
+
+
+def _environment(value: Mapping[str, Any]) -> dict[str, str | None]:
+    """`env:` as the strings os.environ holds (`true` as `true`, as a shell would write it)."""
+
+    def text(item: Any) -> str | None:
+        if item is None or isinstance(item, str):
+            return item
+        return str(item).lower() if isinstance(item, bool) else str(item)
+
+    return {str(name): text(item) for name, item in value.items()}
+
+
 def _process(key: str, entry: Mapping[str, Any], where: JsonPath) -> ProcessSpec:
     replicas = entry.get("replicas", 1)
     expect = entry.get("expect")
@@ -820,6 +910,13 @@ def _process(key: str, entry: Mapping[str, Any], where: JsonPath) -> ProcessSpec
         ),
         where=where,
         each=each_items(entry.get("each"), (*where, "each")),
+        fail_fast=entry.get("fail_fast"),
+        restart=_restart(entry.get("restart", "never"), (*where, "restart")),
+        start_after=_conditions(entry.get("start_after"), (*where, "start_after")),
+        start_timeout=entry.get("start_timeout"),
+        max_run_time=entry.get("max_run_time"),
+        env=_environment(entry.get("env") or {}),
+        cwd=Name(entry["cwd"], (*where, "cwd")) if entry.get("cwd") else None,
     )
 
 
@@ -934,6 +1031,7 @@ def from_data(data: Mapping[str, Any], path: str) -> Workflow:
         description=data.get("description", ""),
         start_method=data.get("start_method"),
         backend=data.get("backend"),
+        fail_fast=bool(data.get("fail_fast", False)),
         pythonpath=_names(data.get("pythonpath", ["."]), ("pythonpath",)),
         multiprocessing_log=data.get("multiprocessing_log"),
         objects=objects,

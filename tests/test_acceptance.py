@@ -104,7 +104,7 @@ def test_corpus_is_large_and_varied() -> None:
         assert key not in by_expectation, f"{path.name} expects the same as {by_expectation[key]}: {key}"
         by_expectation[key] = path.name
     prefixes = {path.name.split("-", 1)[0] for path in bad}
-    assert prefixes == {"syntax", "schema", "ref", "step", "target", "warn"}
+    assert prefixes == {"syntax", "schema", "ref", "step", "target", "warn", "orch"}
 
 
 @pytest.mark.timeout(300)

@@ -42,7 +42,14 @@ SUPPORTED = (
 )
 # The good corpus's files the Dask backend runs (tests/acceptance/good).
 GOOD = ("anchors", "events", "producer-consumer", "queues", "replicas", "steps")
-REFUSED = {"locks": "'counter'", "pool": "pool 'pool'", "shared": "'num'", "wordcount": "pool 'mapper'"}
+REFUSED = {
+    "flaky": "'attempts'",
+    "locks": "'counter'",
+    "pool": "pool 'pool'",
+    "service": "'client'",
+    "shared": "'num'",
+    "wordcount": "pool 'mapper'",
+}
 
 
 def mprun(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -110,6 +117,15 @@ def test_a_shipped_workflow_runs_alike_on_both_backends(name: str, tmp_path: Pat
 def test_a_good_corpus_workflow_runs_alike_on_both_backends(name: str, tmp_path: Path) -> None:
     path = ROOT / "tests" / "acceptance" / "good" / f"{name}.yaml"
     _same(outcome(path, tmp_path / "mp.jsonl"), outcome(path, tmp_path / "dask.jsonl", "--backend", "dask"))
+
+
+def test_fail_fast_stops_a_run_on_dask_as_on_one_machine(tmp_path: Path) -> None:
+    path = WORKFLOWS / "pipeline.yaml"
+    mp, dask = outcome(path, tmp_path / "mp.jsonl"), outcome(path, tmp_path / "dask.jsonl", "--backend", "dask")
+    assert dask["status"] == mp["status"] == 1
+    assert dask["ends"] == mp["ends"] and dask["ends"]["producer"][1] == "SIGTERM"
+    [end] = [json.loads(line) for line in (tmp_path / "dask.jsonl").read_text().splitlines()][-1:]
+    assert end["failures"] == ["fail fast: parser ended with exit code 1, not as expected (exit code 0)"]
 
 
 @pytest.mark.parametrize(("name", "word"), sorted(REFUSED.items()))

@@ -17,7 +17,7 @@ from tests.support import alive, user_env, wait_for, workflow, write
 
 pytestmark = pytest.mark.timeout(90)
 
-JOBS = '''
+JOBS = """
 import multiprocessing, os, sys, time
 
 def double(x):
@@ -61,7 +61,7 @@ def total(values):
 
 def drain(queue, count):
     print("got", sorted(queue.get() for _ in range(count)))
-'''
+"""
 
 
 def run(tmp_path: Path, body: str, *args: str, timeout: float = 60) -> tuple[int, list[dict[str, Any]], str]:

@@ -167,6 +167,33 @@ def _shared(log: Log) -> None:
     assert shown == ["3.1415927", str([-i for i in range(10)]), *managed]
 
 
+def _flaky(log: Log) -> None:
+    # Two failed attempts and a third that works: one process, three pids, the same Value.
+    assert [r["attempt"] for r in log.events("process.restart", process="fetcher")] == [2, 3]
+    exits = log.events("process.exit", process="fetcher")
+    assert [(r["exitcode"], r["attempt"], r.get("restart_in_s")) for r in exits] == [
+        (75, 1, 0.1),
+        (75, 2, 0.2),
+        (0, 3, None),
+    ]
+    assert len({r["pid"] for r in log.events("process.start", process="fetcher")}) == 3
+    assert log.lines("fetcher")[-1] == "attempt 3: fetched"
+    assert [r["value"] for r in log.events("object.show")] == ["3"]
+    assert log.events("run.end")[0]["restarts"] == 2
+
+
+def _service(log: Log) -> None:
+    events = [r["event"] + ":" + r.get("process", "") for r in log.records]
+    ready = next(i for i, r in enumerate(log.records) if r.get("line", "").startswith("ready on "))
+    starts = [i for i, event in enumerate(events) if event.startswith("process.start:client-")]
+    assert len(starts) == 3 and min(starts) > ready  # not one client before the server said so
+    [condition] = log.events("run.condition")
+    assert condition["key"] == "client"
+    assert sorted(line for n in range(3) for line in log.lines(f"client-{n}")) == [
+        f"answer to question {n}" for n in (1, 2, 3)
+    ]
+
+
 SCENARIOS: dict[str, Callable[[Log], None]] = {
     "workers": _workers,
     "names": _names,
@@ -182,11 +209,14 @@ SCENARIOS: dict[str, Callable[[Log], None]] = {
     "pool": _pool,
     "wordcount": _wordcount,
     "shared": _shared,
+    "flaky": _flaky,
+    "service": _service,
 }
+FAILING_BY_DESIGN = ("pipeline",)  # its run shows fail fast: see tests/test_orchestration.py
 
 
 def test_every_shipped_workflow_has_a_scenario() -> None:
-    assert sorted(path.stem for path in WORKFLOWS.glob("*.yaml")) == sorted(SCENARIOS)
+    assert sorted(path.stem for path in WORKFLOWS.glob("*.yaml")) == sorted([*SCENARIOS, *FAILING_BY_DESIGN])
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -12,6 +12,11 @@ from runner.schema import definition, load_schema, schema_path, validate
 # Keys that are required, that pick one of several alternatives (every step kind), or whose
 # default depends on the context (a process's name is its key): they declare no default.
 NO_DEFAULT = {
+    "when",  # a restart policy's, and the start conditions' own keys: required where they are
+    "started",
+    "completed",
+    "printed",
+    "pattern",
     "target",
     "class",
     "item",

@@ -2,7 +2,7 @@
 that provides the `Backend` protocol below, registered in BACKENDS by name; steps.py takes
 the steps through it and outcome.py judges the `Ended` records it hands over, whatever it is.
 
-A backend class is called as `Backend(plan, record, *, time_limit=, signals=, method=)`. It
+A backend class is called as `Backend(plan, record, *, time_limit=, signals=, method=, grace=)`. It
 delivers what happens to the processes as the frozen records of records.py, through its
 loop's `emit`, the moment it learns of it (`record`, the log's writer, is the loop's first
 listener); it writes no log line itself.
@@ -44,6 +44,7 @@ class Backend(Protocol):
         time_limit: float | None = None,
         method: str | None = None,
         signals: Signals | None = None,
+        grace: float = ...,
     ) -> None: ...
 
     @staticmethod
@@ -57,6 +58,10 @@ class Backend(Protocol):
 
     def start(self, keys: Sequence[str]) -> None:
         """Start every replica of these processes."""
+
+    def expect_start(self, keys: Sequence[str]) -> None:
+        """These processes are started later, by their start conditions (supervisor.py): joins
+        and the end of the steps wait for them as for processes that run."""
 
     def join(self, keys: Sequence[str], timeout: float | None) -> tuple[str, str]:
         """Wait for these processes to end: ok, alive (still running after `timeout`, which

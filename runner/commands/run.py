@@ -15,7 +15,8 @@ from runner.reporter import REPORTERS
 
 
 def _table(result: RunResult) -> str:
-    rows = [("process", "pid", "exit", "signal", "duration", "expected")]
+    restarts = any(p.restarts for p in result.processes)  # a column only when a policy restarted one
+    rows = [("process", "pid", "exit", "signal", "duration", *(("restarts",) if restarts else ()), "expected")]
     for p in result.processes:
         rows.append(
             (
@@ -24,6 +25,7 @@ def _table(result: RunResult) -> str:
                 "-" if p.exitcode is None else str(p.exitcode),
                 p.signal or "-",
                 "-" if p.duration_s is None else f"{p.duration_s:.3f} s",
+                *((str(p.restarts),) if restarts else ()),
                 "yes" if p.expected else "NO",
             )
         )

@@ -30,6 +30,13 @@ REFUSED_STEPS = {
     Recv: "pipes are refused on the Dask backend: use a queue and a get step",
     Close: "pipes are refused on the Dask backend: use a queue",
 }
+# A process's key -> why the Dask backend refuses it (its workers run one part of the plan each,
+# and these act across processes or restart them, on one machine's loop).
+REFUSED_KEYS = {
+    "restart": "its restart policy does not run there yet",
+    "start_after": "its start conditions do not run there yet: start it by a step after a wait or a get",
+    "max_run_time": "its max_run_time does not run there yet: give its join a timeout, then terminate it",
+}
 CODE = "unsupported-on-dask"
 # Kinds whose every use is a round trip to the scheduler that costs a thousand times what it
 # does on one machine (benchmarks/latency.py): a workflow that uses them per item is slow there.
@@ -59,6 +66,13 @@ def _refused(workflow: Workflow, document: Document) -> Iterator[Problem]:
             f"pool '{pool.name}' cannot run on the Dask backend yet: run its function in processes fed by a queue",
             CODE,
         )
+    for spec in workflow.processes.values():
+        used = {"restart": spec.restart, "start_after": spec.start_after, "max_run_time": spec.max_run_time}
+        for key, why in REFUSED_KEYS.items():
+            if used[key]:
+                yield document.problem(
+                    (*spec.where, key), f"'{spec.key}' cannot run on the Dask backend: {why}", CODE, key=True
+                )
     for step in workflow.steps:
         for kind, why in REFUSED_STEPS.items():
             if isinstance(step, kind):

@@ -10,6 +10,7 @@ told as soon as a poll notices it, whatever the run is waiting for.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import signal
@@ -25,11 +26,11 @@ from runner import child, records
 from runner.backends.multiprocessing import feeder_trap, objects, pools, processes, trees
 from runner.backends.multiprocessing.cgroups import Cgroups, start_guard, stop_guard
 from runner.backends.multiprocessing.processes import Handle
-from runner.backends.multiprocessing.reader import Reader
+from runner.backends.multiprocessing.reader import Reader, Report
 from runner.child import BLOCKED_AT_START, FLUSH_SIGNAL, STACK_SIGNAL, Trampoline, unbuffered
-from runner.errors import BuildFailed
+from runner.errors import BuildFailed, Halt
 from runner.loop import SLICE, STOPPING, Loop, Signals
-from runner.outcome import Ended, signal_name
+from runner.outcome import Ended, ending_words, restart_pause, signal_name
 from runner.plan import CALLER, CHANNELS, Plan, PlannedProcess, channel
 from runner.records import Record
 from runner.workflow import Reference, references
@@ -44,6 +45,7 @@ STACK_TIMEOUT = 0.8  # s to wait for a child's dump of its stacks (a stopped pro
 FLUSH_WAIT = 0.1  # s to wait for a child to answer a flush: one busy in C code gets SIGTERM after
 START_BATCH = 32  # processes started before any of them is logged and read (see start)
 DESCENDANTS_POLL = 0.01  # s between looks at descendants being stopped (pidfds, not read by the loop)
+STOP_GRACE = 5.0  # s from SIGTERM to SIGKILL when the run gives none (as `--grace` does)
 
 
 @contextmanager
@@ -104,9 +106,11 @@ class MultiprocessingBackend:
         time_limit: float | None = None,
         method: str | None = None,
         signals: Signals | None = None,
+        grace: float = STOP_GRACE,
     ) -> None:
         self.plan = plan
         self.clock = clock
+        self.grace = grace  # for what a policy stops (a process past its max_run_time)
         self.ctx: Any = multiprocessing.get_context(method)  # typeshed: BaseContext, without Process
         self.objects = objects.Objects(self.ctx)
         self.handles: dict[str, list[Handle]] = {}
@@ -173,6 +177,7 @@ class MultiprocessingBackend:
         for planned, cgroup in zip(self.plan.processes, cgroups, strict=True):
             trampoline = Trampoline(None if planned.is_class else planned.target, mp_log, as_mprun, folders)
             trampoline.cgroup = cgroup
+            trampoline.env, trampoline.cwd = dict(planned.env), planned.cwd
             if planned.target == CALLER:  # made when its step comes: it may be given what steps kept
                 self._callers[planned.key] = trampoline
                 continue
@@ -484,6 +489,9 @@ class MultiprocessingBackend:
                     assert handle.exit_descriptor is not None  # set by launch, with the pipes
                     handle.report = self.reader.add(handle.name, handle.process.pid, pipes, handle.exit_descriptor)
                     self._owners[id(handle.report)] = handle
+                    if planned.max_run_time is not None:
+                        when = handle.started + planned.max_run_time
+                        self.loop.at(when, partial(self._overran, handle, handle.attempt))
             finally:
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a pending one is noted now
         return tried
@@ -508,17 +516,28 @@ class MultiprocessingBackend:
             return "stuck", "; ".join(f"{h.name} {h.stuck}" for h in stuck)
         return "alive", "still running: " + ", ".join(h.name for h in alive)
 
-    def wait_for(self, handles: list[Handle], timeout: float | None, *, traps: bool = True) -> list[Handle]:
-        """Join each process within one shared deadline; those still alive.
+    def wait_for(
+        self, handles: list[Handle], timeout: float | None, *, traps: bool = True, restarts: bool = True
+    ) -> list[Handle]:
+        """Join each process within one shared deadline; those still alive. A process its
+        restart policy starts again is waited for through its restarts (unless not `restarts`:
+        then the end of the attempt that runs is enough), one its start conditions start
+        through its start.
 
         Unlike `Process.join`, it does not wait for ever on processes that cannot exit because
         nobody reads their queue (see `_trapped`; unless not `traps`): it says so and returns them.
         """
         deadline = None if timeout is None else self.clock() + timeout
-        waiting = [h for h in handles if h.started is not None and not self._exited(h, look=True)]
+
+        def running(handle: Handle) -> bool:
+            return handle.ended is None and (restarts or handle.pending is None)
+
+        waiting = [
+            h for h in handles if (h.started is not None or h.awaited) and not self._exited(h, look=True) and running(h)
+        ]
 
         def done() -> bool:  # each exit is told by the poll that notices it (see _poll)
-            waiting[:] = [h for h in waiting if h.ended is None]
+            waiting[:] = [h for h in waiting if running(h)]
             return not waiting
 
         while waiting:
@@ -528,9 +547,9 @@ class MultiprocessingBackend:
             if self.loop.wait(done, POLL if left is None else min(POLL, left)):
                 break
             # Without a pidfd, a sentinel a grandchild holds never fires: ask the system.
-            waiting[:] = [h for h in waiting if not self._exited(h, look=not h.owns_descriptor)]
+            waiting[:] = [h for h in waiting if not self._exited(h, look=not h.owns_descriptor) and running(h)]
             if waiting and traps:  # a quiet moment: is everyone left caught in the queue-feeder trap?
-                trapped = self._trapped(waiting)
+                trapped = self._trapped([h for h in waiting if h.started is not None and h.pending is None])
                 if len(trapped) == len(waiting):
                     self._explain_trap(trapped)
                     break
@@ -563,17 +582,89 @@ class MultiprocessingBackend:
     def _tell_exit(self, handle: Handle) -> None:
         """If the process has exited, reap it and tell it (once): an `Exited` record after all it
         left in its pipes."""
-        if handle.ended is not None or handle.started is None or handle.process.exitcode is None:
+        if handle.ended is not None or handle.started is None or handle.pending is not None:
+            return
+        if handle.process.exitcode is None:
             return  # exitcode polls (and reaps) the child
         # When it exited, as the reader saw it; else now, when we learnt of it.
         handle.ended = handle.report.ended or self.clock()
+        ending = self._ending(handle)
         try:
             self.reader.drain(handle.report)
             if handle.process.exitcode:
                 self.reader.drain_server()  # a forkserver child's traceback goes there
                 self.reader.setup_failure(handle.report, handle.name, handle.process.pid)
+            ending = self._ending(handle)  # with what the drain read (its exception, its usage)
+            pause = None
+            if not handle.final and not self.loop.stopping:
+                pause = restart_pause(handle.planned.restart, ending, handle.restarted, handle.ended)
+            if pause is not None:
+                ending = dataclasses.replace(ending, restart_in=pause)
+                self._restart_later(handle, pause, ending_words(ending))
         finally:  # told even if a second Ctrl-C cuts the drain short: it is told only here
-            self.loop.emit(records.Exited(self._ending(handle)))
+            self.loop.emit(records.Exited(ending))
+
+    # -- policies -------------------------------------------------------------------------
+
+    def _restart_later(self, handle: Handle, pause: float, reason: str) -> None:
+        """Start this process again after `pause` seconds; meanwhile it is neither running nor
+        ended (a join waits on)."""
+        assert handle.ended is not None
+        handle.restarted.append(handle.ended)
+        handle.pending, handle.last_end, handle.ended = reason, handle.ended, None
+        self.loop.at(self.clock() + pause, partial(self._restart, handle))
+
+    def _restart(self, handle: Handle) -> None:
+        """Its new attempt: a new process object for the same planned process, with the same
+        shared objects, its name and its pipes new."""
+        reason = handle.pending
+        if reason is None:  # stopped meanwhile: its last end stands
+            return
+        name, pid = handle.name, handle.process.pid
+        try:
+            fresh = self._make(handle.planned, handle.trampoline)
+        except BuildFailed as error:
+            self._settle(handle)
+            self.loop.interrupt(Halt(f"restarting {name}: {error}"))
+            return
+        fresh.process.name = name
+        if handle.owns_descriptor and handle.exit_descriptor is not None:
+            os.close(handle.exit_descriptor)
+        self._owners.pop(id(handle.report), None)
+        handle.process, handle.report, handle.exit_descriptor, handle.owns_descriptor = (
+            fresh.process,
+            Report(),
+            None,
+            False,
+        )
+        handle.started = handle.ended = handle.stuck = handle.overran = handle.pending = handle.last_end = None
+        handle.attempt += 1
+        self.loop.emit(records.Restarted(name, pid, handle.attempt, reason))
+        with self._folders_last():
+            self._start_batch([handle])
+
+    def _settle(self, handle: Handle) -> None:
+        """No restart after all (mprun stops it, or it cannot be made): its last end stands."""
+        handle.final = True
+        if handle.pending is not None:
+            handle.pending, handle.ended, handle.last_end = None, handle.last_end, None
+
+    def _overran(self, handle: Handle, attempt: int) -> None:
+        """Its max_run_time is over: if that attempt still runs, its stacks, then stop it."""
+        if handle.attempt != attempt or handle.ended is not None or handle.process.exitcode is not None:
+            return
+        limit = handle.planned.max_run_time
+        assert limit is not None
+        handle.overran = limit
+        self.loop.emit(records.Overran(handle.name, handle.process.pid, limit))
+        self.dump_stacks([handle], f"still running after its max_run_time of {limit:g} s")
+        self.stop([handle], self.grace, as_planned=False, final=False)
+
+    def expect_start(self, keys: Sequence[str]) -> None:
+        """These processes are started later, by their start conditions (supervisor.py): joins
+        and the end of the steps wait for them as for running ones."""
+        for handle in self._named(keys):
+            handle.awaited = True
 
     def _trapped(self, handles: list[Handle]) -> dict[str, tuple[Handle, list[str]]]:
         """Those of these processes caught in the queue-feeder trap (see feeder_trap.py), each
@@ -659,10 +750,13 @@ class MultiprocessingBackend:
         """The terminate step (see backends.Backend.terminate)."""
         return self.stop(self._named(keys), grace)
 
-    def stop(self, handles: list[Handle], grace: float, *, as_planned: bool = True) -> list[str]:
+    def stop(self, handles: list[Handle], grace: float, *, as_planned: bool = True, final: bool = True) -> list[str]:
         """SIGTERM each and what it started, SIGKILL those alive after the grace, then join;
         the names killed. `as_planned`: the workflow meant them to end this way (else it is a
-        failure)."""
+        failure). `final`: their restart policies start them again no more."""
+        if final:
+            for handle in handles:
+                self._settle(handle)
         running = [h for h in handles if h.started is not None and h.process.is_alive()]
         # What each started, found before any of them ends and its orphans lose their parentage
         # (a pool's workers are processes of the run, stopped as such).
@@ -676,11 +770,11 @@ class MultiprocessingBackend:
                 handle.process.terminate()
             descendants.terminate()
             deadline = self.clock() + grace
-            killed = self.wait_for(running, grace, traps=False)
+            killed = self.wait_for(running, grace, traps=False, restarts=False)
             self.dump_stacks(killed, f"still running {grace:g} s after SIGTERM")
             for handle in killed:
                 handle.process.kill()
-            self.wait_for(running, None, traps=False)
+            self.wait_for(running, None, traps=False, restarts=False)
             self._finish_stopping(descendants, deadline)
         finally:
             self._report_descendants(descendants.close(), below)
@@ -773,6 +867,7 @@ class MultiprocessingBackend:
         """What happened to each planned process, for judging (see outcome.py)."""
         everyone = [handle for handles in self.handles.values() for handle in handles]
         for handle in everyone:
+            self._settle(handle)  # the run is over: one waiting to start again does not
             self._tell_exit(handle)  # one whose exit was not noticed yet
         return [self._ending(handle) for handle in everyone]
 
@@ -793,6 +888,8 @@ class MultiprocessingBackend:
             max_rss_kb=report.usage.max_rss_kb if report.usage else None,
             exception=f"{report.raised.type}: {report.raised.message}" if report.raised else None,
             returned=report.returned.repr if report.returned else None,
+            restarts=handle.attempt - 1,
+            overran=handle.overran,
         )
 
     # -- shared objects -----------------------------------------------------------------------
@@ -905,6 +1002,9 @@ class MultiprocessingBackend:
         everyone = [handle for handles in self.handles.values() for handle in handles]
         if self.plan.default_steps:
             self.wait_for([h for h in everyone if not h.process.daemon], None)
+        for handle in everyone:
+            if handle.process.daemon:  # stopped now, as at the interpreter's exit: not restarted after
+                self._settle(handle)
         daemons = [h for h in everyone if h.started is not None and h.process.daemon and h.process.is_alive()]
         if daemons:
             self.loop.emit(records.Stopping(tuple(h.name for h in daemons), overdue=False))

@@ -9,7 +9,7 @@ import contextlib
 import multiprocessing
 import os
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -17,7 +17,7 @@ from typing import Any
 
 from runner.backends.multiprocessing.objects import Objects
 from runner.backends.multiprocessing.reader import Report
-from runner.child import Trampoline, resolve
+from runner.child import Trampoline, resolve, set_environment
 from runner.errors import BuildFailed, NotSendable
 from runner.plan import PlannedProcess
 
@@ -39,6 +39,13 @@ class Handle:
     report: Report = field(default_factory=Report)
     exit_descriptor: int | None = None  # readable once it has exited (see exit_descriptor)
     owns_descriptor: bool = False  # a pidfd of ours, closed at the end (else multiprocessing's sentinel)
+    attempt: int = 1  # its restart policy starts it again as attempt 2, 3, ...
+    restarted: list[float] = field(default_factory=list)  # when each restart was decided
+    pending: str | None = None  # why it is to start again, while it waits to (its attempt has ended)
+    last_end: float | None = None  # when its last attempt ended, while it waits to start again
+    final: bool = False  # mprun stopped it: what ends it now is its last end, whatever its policy
+    awaited: bool = False  # its start conditions start it: waited for before it starts
+    overran: float | None = None  # stopped for running longer than its max_run_time (s)
 
     @property
     def name(self) -> str:
@@ -105,7 +112,11 @@ def launch(handle: Handle, ctx: Any, reads: dict[int, dict[str, Connection]]) ->
             # fork the trampoline points fd 2 at the pipe first thing; a forkserver child has
             # the server's (backend._server_stderr).
             spawned = ctx.get_start_method() == "spawn"
-            with stderr_on(pipes["stderr"][1].fileno()) if spawned else contextlib.nullcontext():
+            with (
+                stderr_on(pipes["stderr"][1].fileno()) if spawned else contextlib.nullcontext(),
+                # A spawned interpreter starts with them, so that PYTHON* and LD_* variables count.
+                environment(handle.planned.env) if spawned else contextlib.nullcontext(),
+            ):
                 handle.process.start()
         except Exception as error:
             if _while_pickling(error):
@@ -142,6 +153,18 @@ def stderr_on(descriptor: int) -> Iterator[None]:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+@contextmanager
+def environment(env: Mapping[str, str | None]) -> Iterator[None]:
+    """mprun's os.environ with these variables for a while (None: without it), for a spawned
+    child to start with; as it was after."""
+    saved = {name: os.environ.get(name) for name in env}
+    try:
+        set_environment(env)
+        yield
+    finally:
+        set_environment(saved)
 
 
 def _while_pickling(error: BaseException) -> bool:
