@@ -6,6 +6,8 @@ again as the knock-on errors of later stages.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,10 +70,29 @@ def check_file(
     import_timeout: float = IMPORT_TIMEOUT,
     probes: Probes | None = None,
     backend: str | None = None,
+    overrides: Sequence[str] = (),
 ) -> CheckResult:
-    """Every problem of one workflow file."""
-    document, problems = load(path, plain_data=holds_plain_data)
+    """Every problem of one workflow file, with these `--set` assignments made."""
+    document, problems = read(path, overrides)
     return _finish(str(path), document, problems, imports, import_timeout, probes, backend)
+
+
+def read(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Document | None, list[Problem]]:
+    """The workflow file as data, the environment's variables in it and these `--set`
+    assignments made; the problems of both."""
+    document, problems = load(path, plain_data=holds_plain_data)
+    return _overridden(document, problems, overrides)
+
+
+def _overridden(
+    document: Document | None, problems: list[Problem], assignments: Sequence[str]
+) -> tuple[Document | None, list[Problem]]:
+    if document is None or not assignments:
+        return document, problems
+    from runner import overrides
+
+    document, found = overrides.apply(document, assignments, os.environ)
+    return document, problems + found
 
 
 def check_bytes(
@@ -82,9 +103,10 @@ def check_bytes(
     import_timeout: float = IMPORT_TIMEOUT,
     probes: Probes | None = None,
     backend: str | None = None,
+    overrides: Sequence[str] = (),
 ) -> CheckResult:
     """Every problem of a workflow read from elsewhere (standard input), as if it were file `name`."""
-    document, problems = parse_bytes(raw, name, plain_data=holds_plain_data)
+    document, problems = _overridden(*parse_bytes(raw, name, plain_data=holds_plain_data), overrides)
     return _finish(name, document, problems, imports, import_timeout, probes, backend)
 
 
@@ -119,7 +141,13 @@ def _finish(
     )
     if not problems:
         return result
-    # A key YAML read as a number is also a bad name to the schema: say it once.
+    # A key YAML read as a number is also a bad name to the schema, and a variable that could
+    # not be substituted leaves a value the later stages refuse too: say each once.
     keys = {(problem.line, problem.column) for problem in problems if problem.code == "yaml-key"}
-    later = [problem for problem in result.problems if (problem.line, problem.column) not in keys]
+    unsubstituted = {problem.path for problem in problems if problem.code in ("unset-variable", "bad-variable")}
+    later = [
+        problem
+        for problem in result.problems
+        if (problem.line, problem.column) not in keys and problem.path not in unsubstituted
+    ]
     return CheckResult(path, tuple(sorted(problems + later)), result.workflow)

@@ -10,7 +10,7 @@ import copy
 import os
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,10 +18,12 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from runner import variables
 from runner.problem import JsonPath, Problem, Severity, format_path
 from runner.syntax import explain
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_RESOLVER = yaml.resolver.Resolver()
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 # Something that may be an alias (`*name`); `* 2` in a comment is not, and must not cost the
 # slower loader. A false match only costs speed.
@@ -56,6 +58,10 @@ class Document:
     data: Any
     values: dict[JsonPath, Position] = field(default_factory=dict, repr=False)
     keys: dict[JsonPath, Position] = field(default_factory=dict, repr=False)
+    variables: dict[str, str | None] = field(default_factory=dict, repr=False)  # the environment's it read
+    # A value a `--set` option gave: problems within it point at the option (its text, and the
+    # column of its value).
+    overrides: dict[JsonPath, tuple[str, int]] = field(default_factory=dict, repr=False)
 
     def position(self, path: JsonPath, *, key: bool = False) -> Position:
         """Where `path` stands: its key (when asked and it has one) or its value.
@@ -81,7 +87,12 @@ class Document:
         severity: Severity = "error",
         key: bool = False,
     ) -> Problem:
-        """A problem located at `path` in this document."""
+        """A problem located at `path` in this document (or at the `--set` option that gave it)."""
+        for length in range(len(path), 0, -1):
+            if path[:length] in self.overrides:
+                option, column = self.overrides[path[:length]]
+                at = 1 if key and length == len(path) else column
+                return Problem(option, 1, at, severity, message, code, format_path(path))
         where = self.position(path, key=key)
         return Problem(self.path, where.line, where.column, severity, message, code, format_path(path))
 
@@ -101,9 +112,13 @@ def _at(node: Node) -> Position:
 class _Builder:
     """Turns a composed node graph into plain data, recording positions and problems."""
 
-    def __init__(self, path: str, plain_data: Callable[[JsonPath], bool]) -> None:
+    def __init__(
+        self, path: str, plain_data: Callable[[JsonPath], bool], environ: Mapping[str, str] | None = None
+    ) -> None:
         self.path = path
         self.plain_data = plain_data
+        self.environ = environ
+        self.variables: dict[str, str | None] = {}
         self.aliased = False  # the document has aliases (`*name`)
         self.values: dict[JsonPath, Position] = {}
         self.keys: dict[JsonPath, Position] = {}
@@ -144,7 +159,9 @@ class _Builder:
             return self.mapping(node, path, depth)
         return self.scalar(node, path)
 
-    def scalar(self, node: Node, path: JsonPath) -> Any:
+    def scalar(self, node: Node, path: JsonPath, *, substituted: bool = True) -> Any:
+        if substituted and self.environ is not None and isinstance(node, ScalarNode) and "${" in node.value:
+            node = self.substituted(node, path)
         try:
             return self.constructor.construct_object(node)
         except (yaml.YAMLError, ValueError, OverflowError) as error:
@@ -201,11 +218,30 @@ class _Builder:
                     merged.append((key, value, True))
         return explicit + merged
 
+    def substituted(self, node: ScalarNode, path: JsonPath) -> ScalarNode:
+        """The scalar with the environment's variables in it, typed as YAML would type what it
+        now says when it is written plain (`${N:-4}` is a number); as written, when one cannot
+        be (its problem is reported, and a type error would only echo it)."""
+        assert self.environ is not None
+        text, problems, used = variables.substitute(node.value, self.environ)
+        self.variables.update(used)
+        for problem in problems:
+            where = self.at(node)
+            if "\n" not in node.value and self.alias_at is None:  # the column of the `${` itself
+                quoted = node.style in ("'", '"')
+                where = Position(where.line, where.column + problem.offset + quoted)
+            self.report(where, problem.message, problem.code, path)
+        if problems:
+            return node
+        plain = not node.style  # libyaml says '', PyYAML None
+        tag = _RESOLVER.resolve(ScalarNode, text, (True, False)) if plain else node.tag  # type: ignore[no-untyped-call]
+        return ScalarNode(tag, text, node.start_mark, node.end_mark, node.style)
+
     def key(self, node: Node, path: JsonPath) -> Any:
         if not isinstance(node, ScalarNode):
             self.report(self.at(node), "a key must be a plain string, not a list or a mapping", "yaml-key", path)
             return None
-        value = self.scalar(node, path)
+        value = self.scalar(node, path, substituted=False)
         if not isinstance(value, str) and not self.plain_data(path):
             kind = "null" if value is None else type(value).__name__
             self.report(
@@ -267,12 +303,17 @@ def _nowhere(path: JsonPath) -> bool:
 
 
 def parse(
-    text: str, path: str, *, plain_data: Callable[[JsonPath], bool] = _nowhere
+    text: str,
+    path: str,
+    *,
+    plain_data: Callable[[JsonPath], bool] = _nowhere,
+    environ: Mapping[str, str] | None = os.environ,
 ) -> tuple[Document | None, list[Problem]]:
     """Parse workflow text; the document is None when nothing usable could be read.
 
     Keys must be strings, as in JSON, except in mappings for which `plain_data(path)` is true:
-    there `{1: a}` keeps its integer key, as Python data would.
+    there `{1: a}` keeps its integer key, as Python data would. `${NAME}` in a value is the
+    variable of `environ` (see variables.py; None: left as written).
     """
     loader = _AliasAwareLoader if _ALIAS.search(text) else _Loader
     try:
@@ -283,19 +324,22 @@ def parse(
         return None, [Problem(path, 1, 1, "error", "the document nests too deeply to read", "yaml-syntax")]
     if root is None:
         return None, [Problem(path, 1, 1, "error", "the file holds no YAML document", "empty")]
-    builder = _Builder(path, plain_data)
+    builder = _Builder(path, plain_data, environ)
     builder.aliased = loader is _AliasAwareLoader
     try:
         data = builder.build(root, (), 0)
     except _Abort as abort:
         where = _at(abort.node)
         return None, [Problem(path, where.line, where.column, "error", str(abort), "too-large")]
-    document = Document(path, data, builder.values, builder.keys)
+    document = Document(path, data, builder.values, builder.keys, builder.variables)
     return document, builder.problems
 
 
 def load(
-    path: str | Path, *, plain_data: Callable[[JsonPath], bool] = _nowhere
+    path: str | Path,
+    *,
+    plain_data: Callable[[JsonPath], bool] = _nowhere,
+    environ: Mapping[str, str] | None = os.environ,
 ) -> tuple[Document | None, list[Problem]]:
     """Read and parse a workflow file; unreadable files become problems too."""
     name = str(path)
@@ -317,7 +361,7 @@ def load(
             raw = stream.read(MAX_BYTES + 1)
         except OSError as error:
             return None, [Problem(name, 1, 1, "error", f"cannot read the file: {error.strerror}", "file")]
-    return parse_bytes(raw, name, plain_data=plain_data)
+    return parse_bytes(raw, name, plain_data=plain_data, environ=environ)
 
 
 _KINDS = (
@@ -337,7 +381,11 @@ def _kind(mode: int) -> str:
 
 
 def parse_bytes(
-    raw: bytes, name: str, *, plain_data: Callable[[JsonPath], bool] = _nowhere
+    raw: bytes,
+    name: str,
+    *,
+    plain_data: Callable[[JsonPath], bool] = _nowhere,
+    environ: Mapping[str, str] | None = os.environ,
 ) -> tuple[Document | None, list[Problem]]:
     """Parse a workflow's bytes, which must be UTF-8 (a byte order mark is allowed)."""
     if len(raw) > MAX_BYTES:
@@ -350,4 +398,4 @@ def parse_bytes(
         byte = raw[error.start : error.start + 1].hex()
         message = f"the file is not UTF-8: byte 0x{byte} cannot be decoded"
         return None, [Problem(name, where.line, where.column, "error", message, "encoding")]
-    return parse(text, name, plain_data=plain_data)
+    return parse(text, name, plain_data=plain_data, environ=environ)

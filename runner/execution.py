@@ -14,15 +14,15 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from runner import steps
-from runner.checker import CheckResult, check_document
-from runner.document import Document, load
+from runner.checker import CheckResult, check_document, read
+from runner.document import Document
 from runner.errors import (
     BuildFailed,
     Halt,
@@ -36,7 +36,7 @@ from runner.outcome import Ended, RunResult, Stop, cause, judge, verdict
 from runner.plan import Plan, make_plan
 from runner.problem import Problem
 from runner.supervisor import Supervisor
-from runner.workflow import Workflow, holds_plain_data
+from runner.workflow import Workflow
 
 if TYPE_CHECKING:
     from runner.backends import Backend
@@ -96,9 +96,11 @@ def default_start_method() -> str:
     return multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]
 
 
-def _checked(path: str | Path, *, imports: bool = False, backend: str | None = None) -> tuple[Document, Workflow]:
+def _checked(
+    path: str | Path, *, imports: bool = False, backend: str | None = None, overrides: Sequence[str] = ()
+) -> tuple[Document, Workflow]:
     """As `mprun check` does; a run imports the targets itself, so by default without probes."""
-    document, problems = load(path, plain_data=holds_plain_data)
+    document, problems = read(path, overrides)
     checked = CheckResult(str(path), tuple(problems))
     if document is not None and not problems:
         checked = check_document(document, imports=imports, backend=backend)
@@ -113,9 +115,11 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def check_only(path: str | Path, *, imports: bool = True, backend: str | None = None) -> Workflow:
+def check_only(
+    path: str | Path, *, imports: bool = True, backend: str | None = None, overrides: Sequence[str] = ()
+) -> Workflow:
     """The workflow at `path`, checked as `mprun check` does; raises `InvalidWorkflow`."""
-    return _checked(path, imports=imports, backend=backend)[1]
+    return _checked(path, imports=imports, backend=backend, overrides=overrides)[1]
 
 
 def _raise_open_file_limit() -> None:
@@ -153,6 +157,7 @@ def run(
     start_method: str | None = None,
     backend: str | None = None,
     cluster: str | None = None,
+    overrides: Sequence[str] = (),
 ) -> RunResult:
     """Check, plan and run the workflow at `path`; its log goes to `log_file`. `backend`
     (default: the workflow's, else multiprocessing) runs it; `cluster` is the Dask scheduler.
@@ -164,7 +169,7 @@ def run(
     from runner import backends
     from runner import log as logs
 
-    document, workflow = _checked(path, backend=backend)
+    document, workflow = _checked(path, backend=backend, overrides=overrides)
     chosen = backend or workflow.backend or "multiprocessing"
     if chosen == "dask" and not _installed("distributed"):
         raise UsageError("the Dask backend needs Dask's distributed: pip install 'mprun[dask]'")

@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         help="text (default): file:line:col lines; json; github: Actions annotations",
     )
     check.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    _overrides(check)
     check.add_argument(
         "--backend", choices=BACKEND_NAMES, help="also report what this backend refuses (default: the workflow's own)"
     )
@@ -97,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         "(default: $MPRUN_CLUSTER, else local); implies --backend dask",
     )
     run.add_argument("--dry-run", action="store_true", help="print the plan: processes, objects, steps; start nothing")
+    _overrides(run)
     run.add_argument(
         "--timeout",
         type=_duration,
@@ -121,6 +123,17 @@ def _parser() -> argparse.ArgumentParser:
         help="json (default): the schema itself; markdown: the format reference written from it",
     )
     return parser
+
+
+def _overrides(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="a value of the workflow, as YAML, instead of the file's: processes.consumer.replicas=8 (repeatable)",
+    )
 
 
 def _grace(text: str) -> float:
@@ -169,6 +182,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             start_method=args.start_method,
             backend=args.backend or ("dask" if args.cluster else None),
             cluster=args.cluster,
+            overrides=args.overrides,
         )
     if args.command == "check":
         from runner.commands.check import check
@@ -180,6 +194,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             imports=args.imports,
             import_timeout=args.import_timeout,
             backend=args.backend,
+            overrides=args.overrides,
         )
     from runner.commands.schema import schema
 

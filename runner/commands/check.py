@@ -106,6 +106,7 @@ def check(
     imports: bool = True,
     import_timeout: float = IMPORT_TIMEOUT,
     backend: str | None = None,
+    overrides: Sequence[str] = (),
     out: TextIO | None = None,
     err: TextIO | None = None,
     check_one: Callable[..., CheckResult] = check_file,
@@ -121,6 +122,8 @@ def check(
 
     def one(path: Path) -> CheckResult:
         options = {"imports": imports, "import_timeout": import_timeout, "probes": probes, "backend": backend}
+        if overrides:
+            options["overrides"] = overrides
         try:
             if path == Path(STDIN):
                 return check_bytes(stdin, "<stdin>", **options)  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from typing import TextIO
 
 from runner import execution
@@ -101,6 +102,7 @@ def run(
     start_method: str | None = None,
     backend: str | None = None,
     cluster: str | None = None,
+    overrides: Sequence[str] = (),
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
@@ -108,7 +110,7 @@ def run(
     out, err = out or sys.stdout, err or sys.stderr
     try:
         if dry_run:
-            checked = execution.check_only(workflow, imports=True, backend=backend)
+            checked = execution.check_only(workflow, imports=True, backend=backend, overrides=overrides)
             out.write(_describe(make_plan(checked), start_method))
             return OK
         result = execution.run(
@@ -121,6 +123,7 @@ def run(
             start_method=start_method,
             backend=backend,
             cluster=cluster,
+            overrides=overrides,
         )
     except InvalidWorkflow as invalid:
         REPORTERS["text"]([invalid.result], err, err)
