@@ -50,7 +50,9 @@ def _console_line(event: EventDict) -> str | None:
         verdict = "as expected" if event.get("expected") else "NOT as expected"
         return f"{who} - ended with {how}, {verdict}"
     if name == "process.restart":
-        return f"{who} - restarting (attempt {event.get('attempt')}) after {event.get('reason')}"
+        given = event.get("given") or []
+        held = f"; it was given {', '.join(given)}, which the attempt that ended may have left held" if given else ""
+        return f"{who} - restarting (attempt {event.get('attempt')}) after {event.get('reason')}{held}"
     if name == "process.max_run_time":
         return f"{who} ! still running after its max_run_time of {event.get('max_run_time'):g} s: stopping it"
     if name == "run.condition":

@@ -11,9 +11,8 @@ from collections.abc import Iterator
 
 from runner.document import Document
 from runner.problem import Problem, did_you_mean
-from runner.workflow import KIND_WORDS, ProcessSpec, Put, Start, Workflow, references
+from runner.workflow import KIND_WORDS, LOCK_KINDS, ProcessSpec, Put, Start, Workflow, references
 
-LOCK_KINDS = frozenset({"lock", "rlock", "semaphore", "bounded_semaphore", "condition"})
 # Read once, as the interpreter starts: setting them in os.environ later changes nothing.
 STARTUP_VARIABLES = re.compile(r"PYTHON|LD_|MALLOC_|PYTHONMALLOC")
 

@@ -140,6 +140,9 @@ class Restarted:
     pid: int  # the attempt that ended's
     attempt: int
     reason: str  # how the attempt before ended, in words
+    # The locks and joinable queues it was given: one the attempt held when it died stays
+    # held, an item it took and did not mark done is never done.
+    given: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ SECTIONS: dict[str, str] = {
 }
 TERMINATE_GRACE = 5.0  # the schema's default for a terminate step's `grace`; a test keeps them equal
 QUEUE_KINDS = frozenset({"queue", "joinable_queue", "simple_queue"})
+LOCK_KINDS = frozenset({"lock", "rlock", "semaphore", "bounded_semaphore", "condition"})  # held by a process
 # What each kind of shared object is called in messages.
 KIND_WORDS = {
     "queue": "a queue",

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(90)
 JOBS = """
 import os, sys, time
 
-def fail_with(code):
+def fail_with(code, *given):
     print("failing")
     sys.exit(code)
 
@@ -140,10 +140,11 @@ steps:
 
 def test_a_restart_policy_gives_up_after_its_most_restarts(tmp_path: Path) -> None:
     body = """
+locks: {held: {}}
 processes:
   broken:
     target: jobs:fail_with
-    args: [4]
+    args: [4, $held]
     restart: {when: on-failure, max_restarts: 2, backoff: {initial: 0.01}}
   again:
     target: jobs:say
@@ -155,7 +156,8 @@ processes:
     broken = log.events("process.exit", process="broken")
     assert [(r["attempt"], r["expected"]) for r in broken] == [(1, False), (2, False), (3, False)]
     assert [r.get("restart_in_s") for r in broken] == [0.01, 0.02, None]
-    assert [r["reason"] for r in log.events("process.restart", process="broken")] == ["exit code 4"] * 2
+    restarts = log.events("process.restart", process="broken")
+    assert [(r["reason"], r["given"]) for r in restarts] == [("exit code 4", ["held"])] * 2  # it may have held it
     assert log.lines("again") == ["hello"] * 3  # always: after an end as expected too
     [end] = log.events("run.end")
     # Only the last end counts: one failure, and the summary counts every restart.

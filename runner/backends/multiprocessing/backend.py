@@ -33,7 +33,7 @@ from runner.loop import SLICE, STOPPING, Loop, Signals
 from runner.outcome import Ended, ending_words, restart_pause, signal_name
 from runner.plan import CALLER, CHANNELS, Plan, PlannedProcess, channel
 from runner.records import Record
-from runner.workflow import Reference, references
+from runner.workflow import LOCK_KINDS, Reference, references
 
 if TYPE_CHECKING:
     from runner import host  # imported where a pool is used: a run without one does without it
@@ -45,6 +45,9 @@ STACK_TIMEOUT = 0.8  # s to wait for a child's dump of its stacks (a stopped pro
 FLUSH_WAIT = 0.1  # s to wait for a child to answer a flush: one busy in C code gets SIGTERM after
 START_BATCH = 32  # processes started before any of them is logged and read (see start)
 DESCENDANTS_POLL = 0.01  # s between looks at descendants being stopped (pidfds, not read by the loop)
+# What a process that dies may leave held: a lock (or a semaphore, a condition), a joinable
+# queue's item never marked done.
+HELD_KINDS = LOCK_KINDS | {"joinable_queue"}
 STOP_GRACE = 5.0  # s from SIGTERM to SIGKILL when the run gives none (as `--grace` does)
 
 
@@ -639,9 +642,15 @@ class MultiprocessingBackend:
         )
         handle.started = handle.ended = handle.stuck = handle.overran = handle.pending = handle.last_end = None
         handle.attempt += 1
-        self.loop.emit(records.Restarted(name, pid, handle.attempt, reason))
+        self.loop.emit(records.Restarted(name, pid, handle.attempt, reason, self._held(handle)))
         with self._folders_last():
             self._start_batch([handle])
+
+    def _held(self, handle: Handle) -> tuple[str, ...]:
+        """The locks and joinable queues this process was given (what a death may leave held)."""
+        shared = self.plan.workflow.objects
+        named = dict.fromkeys(str(r.name) for r in references((handle.planned.args, handle.planned.kwargs)))
+        return tuple(name for name in named if name in shared and shared[name].kind in HELD_KINDS)
 
     def _settle(self, handle: Handle) -> None:
         """No restart after all (mprun stops it, or it cannot be made): its last end stands."""
