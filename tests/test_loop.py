@@ -230,3 +230,25 @@ def test_the_console_shows_an_exit_as_it_happens(project: Path) -> None:
     assert log.records.index(exited) < log.records.index(slept)
     shown = log.stderr.splitlines()
     assert shown.index("p - ended with exit code 0, as expected") < shown.index("mprun < sleep: ok")
+
+
+def test_timed_actions_run_in_order_at_their_time_outside_one_another_and_not_while_stopping() -> None:
+    time = FakeTime()
+    loop = Loop(time.poll, Signals(), clock=time.clock)
+    ran: list[tuple[str, float]] = []
+
+    def nested() -> None:  # an action that waits itself: the due one after it waits for it
+        ran.append(("nested", time.now))
+        loop.wait(lambda: False, 1.0)
+
+    loop.at(2.0, lambda: ran.append(("second", time.now)))
+    loop.at(0.5, nested)
+    loop.at(0.5, lambda: ran.append(("first", time.now)))
+    loop.soon(lambda: ran.append(("soon", time.now)))
+    loop.sleep(3.0)
+    assert ran == [("soon", 0.0), ("nested", 0.5), ("first", 1.5), ("second", 2.0)]
+    assert 0.5 in time.polls  # the poll ended when the first one was due, not at the sleep's end
+    loop.at(time.now, lambda: ran.append(("late", time.now)))
+    loop.stop()
+    loop.sleep(1.0)
+    assert ran[-1][0] == "second"  # the run is being stopped: no policy acts any more
