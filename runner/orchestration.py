@@ -10,47 +10,23 @@ import re
 from collections.abc import Iterator
 
 from runner.document import Document
-from runner.problem import Problem, did_you_mean
+from runner.problem import Problem
 from runner.workflow import KIND_WORDS, LOCK_KINDS, ProcessSpec, Put, Start, Workflow, references
 
 # Read once, as the interpreter starts: setting them in os.environ later changes nothing.
 STARTUP_VARIABLES = re.compile(r"PYTHON|LD_|MALLOC_|PYTHONMALLOC")
 
 
-def condition_subjects(workflow: Workflow, document: Document) -> Iterator[Problem]:
-    """A condition names a process (an event for `event`), and its pattern is a regular expression."""
+def condition_patterns(workflow: Workflow, document: Document) -> Iterator[Problem]:
+    """A condition's pattern is a regular expression (what it names: rules.step_subjects)."""
     for spec in workflow.processes.values():
         for condition in spec.start_after:
-            name = condition.subject
-            wanted, word = ("event", "an event") if condition.kind == "event" else ("process", "a process")
-            known = workflow.processes if wanted == "process" else _events(workflow)
-            if name.text not in known:
-                what = f"'{name.text}' is {_what(workflow, name.text)}" if _what(workflow, name.text) else ""
-                message = (
-                    f"{what}, not {word}"
-                    if what
-                    else f"unknown {word.split(' ')[1]} '{name.text}'{did_you_mean(name.text, list(known))}"
-                )
-                yield document.problem(name.where, message, f"unknown-{wanted}" if not what else "wrong-kind")
             if condition.pattern is not None:
                 try:
                     re.compile(condition.pattern)
                 except re.error as error:
                     where = (*condition.where, "pattern")
                     yield document.problem(where, f"not a regular expression: {error}", "pattern")
-
-
-def _events(workflow: Workflow) -> dict[str, object]:
-    return {name: shared for name, shared in workflow.objects.items() if shared.kind == "event"}
-
-
-def _what(workflow: Workflow, name: str) -> str | None:
-    if name in workflow.processes:
-        return "a process"
-    if name in workflow.pools:
-        return "a pool"
-    shared = workflow.objects.get(name)
-    return KIND_WORDS[shared.kind] if shared is not None else None
 
 
 def started_once(workflow: Workflow, document: Document) -> Iterator[Problem]:
@@ -165,7 +141,7 @@ def finite_settings(workflow: Workflow, document: Document) -> Iterator[Problem]
                 yield document.problem(at, f"'{value}' is not a number", "duration")
 
 
-RULES = (finite_settings, condition_subjects, started_once, condition_cycles, reachable_conditions, working_folders)
+RULES = (finite_settings, condition_patterns, started_once, condition_cycles, reachable_conditions, working_folders)
 
 
 def _warning(document: Document, where: tuple[str | int, ...], message: str, code: str) -> Problem:
@@ -220,8 +196,7 @@ def fail_fast_daemons(workflow: Workflow, document: Document) -> Iterator[Proble
     """Under fail fast, a daemon expected to end with an exit code: the end of the steps stops
     it by SIGTERM if it still runs, which is not what it expects."""
     for spec in workflow.processes.values():
-        fail_fast = workflow.fail_fast if spec.fail_fast is None else spec.fail_fast
-        if not fail_fast or not spec.daemon or spec.expect is None or spec.expect.signals:
+        if not workflow.fails_fast(spec) or not spec.daemon or spec.expect is None or spec.expect.signals:
             continue
         message = (
             f"'{spec.key}' is a daemon: if it still runs after the last step it is stopped by SIGTERM, "

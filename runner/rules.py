@@ -354,7 +354,11 @@ def _expect_kind(
 
 
 def step_subjects(workflow: Workflow, document: Document) -> Iterator[Problem]:
-    """Steps name things that exist and are of the right kind."""
+    """Steps, and start conditions, name things that exist and are of the right kind."""
+    for spec in workflow.processes.values():
+        for condition in spec.start_after:
+            kind, word = ("event", "an event") if condition.kind == "event" else ("process", "a process")
+            yield from _expect_kind(workflow, document, condition.subject, {kind}, word, f"unknown-{kind}")
     for step in workflow.steps:
         for subject in step.subjects():
             yield from _expect_kind(workflow, document, subject.name, subject.kinds, subject.word, subject.code)

@@ -38,10 +38,7 @@ class Supervisor:
         self.log = log
         self.clock = clock
         workflow = plan.workflow
-        self.fail_fast = {
-            key: workflow.fail_fast if spec.fail_fast is None else spec.fail_fast
-            for key, spec in workflow.processes.items()
-        }
+        self.fail_fast = {key: workflow.fails_fast(spec) for key, spec in workflow.processes.items()}
         self.replicas = Counter(planned.key for planned in plan.processes)
         self.waiting = {key: spec.start_after for key, spec in workflow.processes.items() if spec.start_after}
         self.timeouts = {key: workflow.processes[key].start_timeout for key in self.waiting}

@@ -715,6 +715,10 @@ class Workflow:
     backend: str | None = None  # multiprocessing (None: as the command line says) or dask
     fail_fast: bool = False
 
+    def fails_fast(self, spec: ProcessSpec) -> bool:
+        """Whether this process's unexpected last end stops the run: its own say, else the run's."""
+        return self.fail_fast if spec.fail_fast is None else spec.fail_fast
+
     def kept(self) -> dict[str, tuple[int, Name]]:
         """The results steps keep (`keep: NAME`), by name: the index of the first step that
         keeps each, and where."""

@@ -45,9 +45,7 @@ STACK_TIMEOUT = 0.8  # s to wait for a child's dump of its stacks (a stopped pro
 FLUSH_WAIT = 0.1  # s to wait for a child to answer a flush: one busy in C code gets SIGTERM after
 START_BATCH = 32  # processes started before any of them is logged and read (see start)
 DESCENDANTS_POLL = 0.01  # s between looks at descendants being stopped (pidfds, not read by the loop)
-# What a process that dies may leave held: a lock (or a semaphore, a condition), a joinable
-# queue's item never marked done.
-HELD_KINDS = LOCK_KINDS | {"joinable_queue"}
+HELD_KINDS = LOCK_KINDS | {"joinable_queue"}  # what a process that dies may leave held
 STOP_GRACE = 5.0  # s from SIGTERM to SIGKILL when the run gives none (as `--grace` does)
 
 
@@ -591,7 +589,7 @@ class MultiprocessingBackend:
             return  # exitcode polls (and reaps) the child
         # When it exited, as the reader saw it; else now, when we learnt of it.
         handle.ended = handle.report.ended or self.clock()
-        ending = self._ending(handle)
+        ending = self._ending(handle)  # what is told if a second Ctrl-C cuts the drain short
         try:
             self.reader.drain(handle.report)
             if handle.process.exitcode:
@@ -642,15 +640,11 @@ class MultiprocessingBackend:
         )
         handle.started = handle.ended = handle.stuck = handle.overran = handle.pending = handle.last_end = None
         handle.attempt += 1
-        self.loop.emit(records.Restarted(name, pid, handle.attempt, reason, self._held(handle)))
+        # What a death may have left held: a lock, a joinable queue's item never marked done.
+        held = tuple(self._given(handle, HELD_KINDS))
+        self.loop.emit(records.Restarted(name, pid, handle.attempt, reason, held))
         with self._folders_last():
             self._start_batch([handle])
-
-    def _held(self, handle: Handle) -> tuple[str, ...]:
-        """The locks and joinable queues this process was given (what a death may leave held)."""
-        shared = self.plan.workflow.objects
-        named = dict.fromkeys(str(r.name) for r in references((handle.planned.args, handle.planned.kwargs)))
-        return tuple(name for name in named if name in shared and shared[name].kind in HELD_KINDS)
 
     def _settle(self, handle: Handle) -> None:
         """No restart after all (mprun stops it, or it cannot be made): its last end stands."""
@@ -687,9 +681,13 @@ class MultiprocessingBackend:
 
     def _fed(self, handle: Handle) -> list[str]:
         """The queues with a feeder thread this process was given."""
-        named = {ref.name for ref in (*references(handle.planned.args), *references(handle.planned.kwargs))}
+        return self._given(handle, feeder_trap.FED_KINDS)
+
+    def _given(self, handle: Handle, kinds: Iterable[str]) -> list[str]:
+        """The shared objects of these kinds this process was given, by name, sorted."""
+        named = {str(ref.name) for ref in references((handle.planned.args, handle.planned.kwargs))}
         shared = self.plan.workflow.objects
-        return sorted(str(name) for name in named if name in shared and shared[str(name)].kind in feeder_trap.FED_KINDS)
+        return sorted(name for name in named if name in shared and shared[name].kind in kinds)
 
     def _pipe_full(self, name: str) -> bool:
         reader = getattr(self.objects[name], "_reader", None)
